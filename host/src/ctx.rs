@@ -1,0 +1,183 @@
+//! One guest's fdbox context: the shared device seen through that guest's
+//! grants and quotas.
+
+use crate::device::{Device, EntryInfo, Refused};
+use crate::grant::{Grant, Grants, Operation, Quotas};
+use crate::{Error, Handle, Name};
+use std::sync::Arc;
+
+/// What one guest may do with fdbox: a device shared by every guest of the
+/// host, and this guest's grants and quotas.
+///
+/// Cheap to clone; clone it for each `Store` of the same guest (for example
+/// each restart) so every instance sees the same boxes.
+#[derive(Clone)]
+pub struct FdboxCtx {
+    device: Arc<dyn Device>,
+    grants: Grants,
+    quotas: Quotas,
+    allow_blocking_current_thread: bool,
+}
+
+/// Builds an [`FdboxCtx`]: no grants, default quotas.
+pub struct FdboxCtxBuilder {
+    ctx: FdboxCtx,
+}
+
+impl FdboxCtxBuilder {
+    /// Grant the guest `grant`.
+    pub fn grant(mut self, grant: Grant) -> Self {
+        self.ctx.grants.add(grant);
+        self
+    }
+
+    /// Set the guest's quotas.
+    pub fn quotas(mut self, quotas: Quotas) -> Self {
+        self.ctx.quotas = quotas;
+        self
+    }
+
+    /// Let file I/O on descriptors fdbox hands out run on the calling thread
+    /// (fast for memory files) instead of tokio's blocking pool, as
+    /// `WasiCtxBuilder::allow_blocking_current_thread` does for WASI's own.
+    pub fn allow_blocking_current_thread(mut self, enable: bool) -> Self {
+        self.ctx.allow_blocking_current_thread = enable;
+        self
+    }
+
+    /// The finished context.
+    pub fn build(self) -> FdboxCtx {
+        self.ctx
+    }
+}
+
+impl FdboxCtx {
+    /// Start building a context over `device`. Deny by default: without a
+    /// grant the guest sees no box.
+    pub fn builder(device: Arc<dyn Device>) -> FdboxCtxBuilder {
+        FdboxCtxBuilder {
+            ctx: FdboxCtx {
+                device,
+                grants: Grants::none(),
+                quotas: Quotas::default(),
+                allow_blocking_current_thread: false,
+            },
+        }
+    }
+
+    /// The device behind this context.
+    pub fn device(&self) -> &Arc<dyn Device> {
+        &self.device
+    }
+
+    /// The guest's grants.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// The guest's quotas.
+    pub fn quotas(&self) -> Quotas {
+        self.quotas
+    }
+
+    pub(crate) fn allow_blocking_current_thread(&self) -> bool {
+        self.allow_blocking_current_thread
+    }
+
+    /// Create a box, within the guest's grants and box quota.
+    pub fn create_box(&self, name: &str) -> Result<Name, Error> {
+        let name = Name::new(name)?;
+        self.grants.check(&name, Operation::Create)?;
+        let visible = self.list_boxes()?.len();
+        if visible >= self.quotas.max_boxes {
+            return Err(Error::QuotaExceeded(format!(
+                "this guest already has {visible} boxes, its limit (raise it with --max-boxes)"
+            )));
+        }
+        self.device.create_box(&name)?;
+        Ok(name)
+    }
+
+    /// Open an existing, granted box.
+    pub fn open_box(&self, name: &str) -> Result<Name, Error> {
+        let name = Name::new(name)?;
+        self.grants.check_visible(&name)?;
+        self.device.status(&name)?;
+        Ok(name)
+    }
+
+    /// Delete a granted box.
+    pub fn delete_box(&self, name: &str) -> Result<(), Error> {
+        let name = Name::new(name)?;
+        self.grants.check(&name, Operation::Delete)?;
+        self.device.delete_box(&name)
+    }
+
+    /// The existing boxes the guest may see, in name order.
+    pub fn list_boxes(&self) -> Result<Vec<Name>, Error> {
+        Ok(self
+            .device
+            .boxes()?
+            .into_iter()
+            .map(|b| b.name)
+            .filter(|name| self.grants.covers(name))
+            .collect())
+    }
+
+    /// Put `handle` into a granted box, within the entries quota.
+    pub fn put(&self, box_name: &Name, entry: &str, handle: Handle) -> Result<EntryInfo, Refused> {
+        let checked = Name::new(entry).and_then(|entry| {
+            self.grants.check(box_name, Operation::Put)?;
+            let status = self.device.status(box_name)?;
+            if !status.sealed && status.entries >= self.quotas.max_entries_per_box {
+                return Err(Error::QuotaExceeded(format!(
+                    "box {box_name:?} already holds {} entries, its limit (raise it with --max-entries)",
+                    status.entries
+                )));
+            }
+            Ok(entry)
+        });
+        let entry = match checked {
+            Ok(entry) => entry,
+            Err(error) => return Err(Refused { error, handle }),
+        };
+        let kind = handle.kind();
+        self.device.put(box_name, &entry, handle)?;
+        Ok(EntryInfo {
+            name: entry,
+            kind,
+            size: None,
+        })
+    }
+
+    /// Take the handle `entry` out of a granted box.
+    pub fn get(&self, box_name: &Name, entry: &str) -> Result<Handle, Error> {
+        let entry = Name::new(entry)?;
+        self.grants.check(box_name, Operation::Get)?;
+        self.device.get(box_name, &entry)
+    }
+
+    /// The entries of a granted box.
+    pub fn entries(&self, box_name: &Name) -> Result<Vec<EntryInfo>, Error> {
+        self.grants.check_visible(box_name)?;
+        self.device.entries(box_name)
+    }
+
+    /// Seal a granted box.
+    pub fn seal(&self, box_name: &Name) -> Result<(), Error> {
+        self.grants.check(box_name, Operation::Seal)?;
+        self.device.seal(box_name)
+    }
+
+    /// Unseal a granted box.
+    pub fn unseal(&self, box_name: &Name) -> Result<(), Error> {
+        self.grants.check(box_name, Operation::Unseal)?;
+        self.device.unseal(box_name)
+    }
+
+    /// Whether a granted box is sealed.
+    pub fn is_sealed(&self, box_name: &Name) -> Result<bool, Error> {
+        self.grants.check_visible(box_name)?;
+        Ok(self.device.status(box_name)?.sealed)
+    }
+}

@@ -1,0 +1,72 @@
+//! The device seam: what every fdbox backend (in-process, holder daemon,
+//! kernel) implements.
+
+use crate::{Error, Handle, HandleKind, Name};
+
+/// A box as a device reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoxStatus {
+    /// The box's name.
+    pub name: Name,
+    /// Whether it is sealed.
+    pub sealed: bool,
+    /// How many entries it holds.
+    pub entries: usize,
+}
+
+/// An entry as a device reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// The entry's name.
+    pub name: Name,
+    /// The kind of handle it holds.
+    pub kind: HandleKind,
+    /// The file's size in bytes, for files and memory files.
+    pub size: Option<u64>,
+}
+
+/// A refused put: why, and the handle, returned unharmed to the caller.
+#[derive(Debug)]
+pub struct Refused {
+    /// Why the put was refused.
+    pub error: Error,
+    /// The handle that was offered.
+    pub handle: Handle,
+}
+
+/// A store of named boxes of fds, with the FDBox semantics.
+///
+/// Implementations are shared by every guest of a host (`Send + Sync`) and
+/// outlive each guest's `Store`, which is what lets a new instance recover
+/// what an old one boxed. The rules every implementation follows, checked by
+/// the conformance suite in `host/tests/conformance`:
+///
+/// - names are already validated ([`Name`]); box names are unique per device,
+///   entry names per box;
+/// - `put` and `get` on a sealed box fail with [`Error::BoxSealed`], `seal` of
+///   a sealed box too, `unseal` of an unsealed one with
+///   [`Error::BoxNotSealed`];
+/// - `put` moves the handle in and `get` moves it out (take-once); a refused
+///   `put` hands the handle back in [`Refused`], and a failed call never loses
+///   or leaks an fd already in a box;
+/// - deleting a box, sealed or not, releases its handles.
+pub trait Device: Send + Sync {
+    /// Create an empty, unsealed box.
+    fn create_box(&self, name: &Name) -> Result<(), Error>;
+    /// Delete a box and release what it holds.
+    fn delete_box(&self, name: &Name) -> Result<(), Error>;
+    /// Every box, in name order.
+    fn boxes(&self) -> Result<Vec<BoxStatus>, Error>;
+    /// One box.
+    fn status(&self, name: &Name) -> Result<BoxStatus, Error>;
+    /// Move `handle` into `box_name` under `entry`.
+    fn put(&self, box_name: &Name, entry: &Name, handle: Handle) -> Result<(), Refused>;
+    /// Move the handle named `entry` out of `box_name`.
+    fn get(&self, box_name: &Name, entry: &Name) -> Result<Handle, Error>;
+    /// The entries of a box, in name order.
+    fn entries(&self, box_name: &Name) -> Result<Vec<EntryInfo>, Error>;
+    /// Seal a box.
+    fn seal(&self, box_name: &Name) -> Result<(), Error>;
+    /// Unseal a box.
+    fn unseal(&self, box_name: &Name) -> Result<(), Error>;
+}

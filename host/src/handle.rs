@@ -1,0 +1,263 @@
+//! Handles: an owned fd plus what fdbox must remember about it.
+
+use crate::Error;
+use rustix::fs::{FileType, OFlags};
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use wasmtime_wasi::filesystem::{Descriptor, Dir, File};
+use wasmtime_wasi::{FsPerms, OpenMode};
+
+/// What kind of handle an entry holds (the WIT `handle-kind`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HandleKind {
+    /// An anonymous memory file (memfd).
+    MemoryFile,
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+}
+
+impl HandleKind {
+    /// The kind as fdbox's tools print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandleKind::MemoryFile => "memfd",
+            HandleKind::File => "file",
+            HandleKind::Directory => "dir",
+        }
+    }
+}
+
+impl fmt::Display for HandleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandleKind::MemoryFile => "memory file",
+            HandleKind::File => "file",
+            HandleKind::Directory => "directory",
+        })
+    }
+}
+
+/// What the holder of a handle may do with it beyond what the fd itself
+/// allows. The kernel enforces read and write access on files through the fd's
+/// open flags; a directory fd is always opened read-only, so whether the guest
+/// may change what is inside it is wasmtime-wasi's policy and must travel with
+/// the fd, or a box would be a way to escalate a read-only preopen.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// The handle was opened for reading.
+    pub read: bool,
+    /// The handle was opened for writing.
+    pub write: bool,
+    /// The holder may mutate the file or directory (wasmtime-wasi's
+    /// `FsPerms::ReadWrite`).
+    pub mutate: bool,
+}
+
+impl Access {
+    /// Everything allowed.
+    pub const ALL: Access = Access {
+        read: true,
+        write: true,
+        mutate: true,
+    };
+}
+
+/// An fd with its kind and access, as a device holds it.
+#[derive(Debug)]
+pub struct Handle {
+    fd: OwnedFd,
+    kind: HandleKind,
+    access: Access,
+}
+
+impl Handle {
+    /// Wrap an fd the host owns, learning its kind from the kernel and its
+    /// access from its open flags (a directory gets full access: the host
+    /// that owns the fd is trusted).
+    pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
+        let kind = kind_of(fd.as_fd())?;
+        let flags = rustix::fs::fcntl_getfl(&fd)?;
+        let mode = flags & OFlags::RWMODE;
+        let access = match kind {
+            HandleKind::Directory => Access::ALL,
+            _ => Access {
+                read: mode != OFlags::WRONLY,
+                write: mode != OFlags::RDONLY,
+                mutate: true,
+            },
+        };
+        Ok(Self { fd, kind, access })
+    }
+
+    /// Reassemble a handle from parts a device stored, as a device that keeps
+    /// kind and access beside the fd (daemon, kernel manifest) must.
+    pub fn from_parts(fd: OwnedFd, kind: HandleKind, access: Access) -> Self {
+        Self { fd, kind, access }
+    }
+
+    /// A new anonymous memory file, readable and writable.
+    pub fn new_memory_file(name: &crate::Name) -> Result<Self, Error> {
+        use rustix::fs::MemfdFlags;
+        let fd = rustix::fs::memfd_create(name.as_str(), MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+        Ok(Self {
+            fd,
+            kind: HandleKind::MemoryFile,
+            access: Access::ALL,
+        })
+    }
+
+    /// The handle's kind.
+    pub fn kind(&self) -> HandleKind {
+        self.kind
+    }
+
+    /// What the holder may do with it.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The fd, borrowed.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Give up the wrapper and keep the fd.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Take a guest's wasmtime-wasi descriptor apart into a handle.
+    ///
+    /// If streams opened on it still share the file, the box gets a duplicate
+    /// of the fd and the streams keep working, as other duplicates of an fd
+    /// put into `/dev/fdbox` stay valid. On failure the descriptor comes back
+    /// untouched.
+    pub fn from_descriptor(descriptor: Descriptor) -> Result<Self, (Error, Descriptor)> {
+        let (file, perms, open_mode) = match &descriptor {
+            Descriptor::File(f) => (&f.file, f.perms, f.open_mode),
+            Descriptor::Dir(d) => (&d.dir, d.perms, d.open_mode),
+        };
+        let shared = std::sync::Arc::strong_count(file) > 1;
+        let checked = kind_of(file.as_fd()).and_then(|kind| {
+            let dup = if shared {
+                Some(rustix::io::fcntl_dupfd_cloexec(&**file, 0)?)
+            } else {
+                None
+            };
+            Ok((kind, dup))
+        });
+        let (kind, dup) = match checked {
+            Ok(checked) => checked,
+            Err(e) => return Err((e, descriptor)),
+        };
+        let fd = match dup {
+            Some(fd) => fd,
+            None => {
+                let file = match descriptor {
+                    Descriptor::File(f) => f.file,
+                    Descriptor::Dir(d) => d.dir,
+                };
+                // Sole owner (checked above, and the descriptor was ours).
+                match std::sync::Arc::try_unwrap(file) {
+                    Ok(file) => OwnedFd::from(file),
+                    Err(_) => unreachable!("a descriptor's file gained an owner while fdbox held it"),
+                }
+            }
+        };
+        let access = Access {
+            read: open_mode.contains(OpenMode::READ),
+            write: open_mode.contains(OpenMode::WRITE),
+            mutate: perms == FsPerms::ReadWrite,
+        };
+        Ok(Self { fd, kind, access })
+    }
+
+    /// Build a wasmtime-wasi descriptor around the handle for a guest, with
+    /// exactly the access the handle carries.
+    pub fn into_descriptor(self, allow_blocking_current_thread: bool) -> Descriptor {
+        let Access {
+            read,
+            write,
+            mutate,
+        } = self.access;
+        let mut open_mode = OpenMode::empty();
+        open_mode.set(OpenMode::READ, read);
+        open_mode.set(OpenMode::WRITE, write);
+        let perms = if mutate {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        let file = std::fs::File::from(self.fd);
+        match self.kind {
+            HandleKind::Directory => {
+                Descriptor::Dir(Dir::new(file, perms, open_mode, allow_blocking_current_thread))
+            }
+            HandleKind::File | HandleKind::MemoryFile => {
+                Descriptor::File(File::new(file, perms, open_mode, allow_blocking_current_thread))
+            }
+        }
+    }
+}
+
+/// What the kernel says the fd is. A memfd is a regular file whose seals can
+/// be read (`F_GET_SEALS` fails with `EINVAL` on every other file).
+fn kind_of(fd: BorrowedFd<'_>) -> Result<HandleKind, Error> {
+    let stat = rustix::fs::fstat(fd)?;
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::Directory => Ok(HandleKind::Directory),
+        FileType::RegularFile => Ok(if rustix::fs::fcntl_get_seals(fd).is_ok() {
+            HandleKind::MemoryFile
+        } else {
+            HandleKind::File
+        }),
+        FileType::Socket => Err(Error::UnsupportedHandle("sockets cannot be boxed yet")),
+        FileType::Fifo => Err(Error::UnsupportedHandle("pipes cannot be boxed")),
+        FileType::CharacterDevice | FileType::BlockDevice => {
+            Err(Error::UnsupportedHandle("device files cannot be boxed"))
+        }
+        _ => Err(Error::UnsupportedHandle("unknown file type")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Name;
+
+    #[test]
+    fn classifies_memfd_file_and_directory() {
+        let memfd = Handle::new_memory_file(&Name::new("t").unwrap()).unwrap();
+        assert_eq!(Handle::from_fd(memfd.into_fd()).unwrap().kind(), HandleKind::MemoryFile);
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let h = Handle::from_fd(file.into()).unwrap();
+        assert_eq!(h.kind(), HandleKind::File);
+        assert_eq!(h.access(), Access { read: true, write: false, mutate: true });
+        let dir = std::fs::File::open("/").unwrap();
+        assert_eq!(Handle::from_fd(dir.into()).unwrap().kind(), HandleKind::Directory);
+    }
+
+    #[test]
+    fn refuses_pipes() {
+        let (r, _w) = rustix::pipe::pipe().unwrap();
+        assert_eq!(Handle::from_fd(r).unwrap_err().code(), crate::ErrorCode::KindNotSupported);
+    }
+
+    #[test]
+    fn a_read_only_directory_stays_read_only_through_a_descriptor() {
+        let dir = std::fs::File::open("/").unwrap();
+        let d = Descriptor::Dir(Dir::new(dir, FsPerms::ReadOnly, OpenMode::READ, false));
+        let h = Handle::from_descriptor(d).map_err(|(e, _)| e).unwrap();
+        assert!(!h.access().mutate && !h.access().write);
+        match h.into_descriptor(false) {
+            Descriptor::Dir(d) => {
+                assert_eq!(d.perms, FsPerms::ReadOnly);
+                assert_eq!(d.open_mode, OpenMode::READ);
+            }
+            Descriptor::File(_) => panic!("directory came back as a file"),
+        }
+    }
+}

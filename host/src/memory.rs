@@ -1,0 +1,151 @@
+//! The in-process device: boxes owned by the host process itself.
+
+use crate::device::{BoxStatus, Device, EntryInfo, Refused};
+use crate::{Error, Handle, HandleKind, Name};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// Boxes and their fds owned by the host process.
+///
+/// They outlive every guest `Store`, so a guest that traps or exits and is
+/// instantiated again (`fdbox run --restart`) recovers what it boxed; they do
+/// not outlive the host process (use the holder daemon or a kernel device for
+/// that).
+#[derive(Default)]
+pub struct MemoryDevice {
+    boxes: Mutex<BTreeMap<Name, BoxContents>>,
+}
+
+#[derive(Default)]
+struct BoxContents {
+    sealed: bool,
+    entries: BTreeMap<Name, Handle>,
+}
+
+impl BoxContents {
+    fn status(&self, name: &Name) -> BoxStatus {
+        BoxStatus {
+            name: name.clone(),
+            sealed: self.sealed,
+            entries: self.entries.len(),
+        }
+    }
+}
+
+impl MemoryDevice {
+    /// An empty device.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Name, BoxContents>> {
+        // A panic while holding the lock cannot leave a box half-changed:
+        // every operation changes it with one map insert or remove.
+        self.boxes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Run `op` on an existing box, under the lock.
+    fn with_box<R>(
+        &self,
+        name: &Name,
+        op: impl FnOnce(&mut BoxContents) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        match self.lock().get_mut(name) {
+            Some(contents) => op(contents),
+            None => Err(Error::NoSuchBox(name.clone())),
+        }
+    }
+}
+
+impl Device for MemoryDevice {
+    fn create_box(&self, name: &Name) -> Result<(), Error> {
+        let mut boxes = self.lock();
+        if boxes.contains_key(name) {
+            return Err(Error::BoxExists(name.clone()));
+        }
+        boxes.insert(name.clone(), BoxContents::default());
+        Ok(())
+    }
+
+    fn delete_box(&self, name: &Name) -> Result<(), Error> {
+        let removed = self.lock().remove(name);
+        // The fds close here, outside the lock.
+        match removed {
+            Some(_) => Ok(()),
+            None => Err(Error::NoSuchBox(name.clone())),
+        }
+    }
+
+    fn boxes(&self) -> Result<Vec<BoxStatus>, Error> {
+        Ok(self.lock().iter().map(|(name, b)| b.status(name)).collect())
+    }
+
+    fn status(&self, name: &Name) -> Result<BoxStatus, Error> {
+        self.with_box(name, |b| Ok(b.status(name)))
+    }
+
+    fn put(&self, box_name: &Name, entry: &Name, handle: Handle) -> Result<(), Refused> {
+        let mut boxes = self.lock();
+        let error = match boxes.get_mut(box_name) {
+            None => Error::NoSuchBox(box_name.clone()),
+            Some(b) if b.sealed => Error::BoxSealed(box_name.clone()),
+            Some(b) if b.entries.contains_key(entry) => Error::EntryExists {
+                box_name: box_name.clone(),
+                entry: entry.clone(),
+            },
+            Some(b) => {
+                b.entries.insert(entry.clone(), handle);
+                return Ok(());
+            }
+        };
+        Err(Refused { error, handle })
+    }
+
+    fn get(&self, box_name: &Name, entry: &Name) -> Result<Handle, Error> {
+        self.with_box(box_name, |b| {
+            if b.sealed {
+                return Err(Error::BoxSealed(box_name.clone()));
+            }
+            b.entries.remove(entry).ok_or_else(|| Error::NoSuchEntry {
+                box_name: box_name.clone(),
+                entry: entry.clone(),
+            })
+        })
+    }
+
+    fn entries(&self, box_name: &Name) -> Result<Vec<EntryInfo>, Error> {
+        self.with_box(box_name, |b| {
+            Ok(b.entries
+                .iter()
+                .map(|(name, handle)| EntryInfo {
+                    name: name.clone(),
+                    kind: handle.kind(),
+                    size: match handle.kind() {
+                        HandleKind::Directory => None,
+                        _ => rustix::fs::fstat(handle.fd()).ok().map(|s| s.st_size as u64),
+                    },
+                })
+                .collect())
+        })
+    }
+
+    fn seal(&self, box_name: &Name) -> Result<(), Error> {
+        self.with_box(box_name, |b| {
+            if b.sealed {
+                return Err(Error::BoxSealed(box_name.clone()));
+            }
+            b.sealed = true;
+            Ok(())
+        })
+    }
+
+    fn unseal(&self, box_name: &Name) -> Result<(), Error> {
+        self.with_box(box_name, |b| {
+            if !b.sealed {
+                return Err(Error::BoxNotSealed(box_name.clone()));
+            }
+            b.sealed = false;
+            Ok(())
+        })
+    }
+}
