@@ -194,7 +194,7 @@ fn clear_errors_for_bad_components_and_flags() {
     let err = error_line(&fdbox(&["run", &core]));
     assert!(err.contains("core WebAssembly module, not a component"), "{err}");
 
-    let foreign = write(&dir, "foreign.wat", br#"(component (import "acme:rockets/launch@1.0.0" (instance)))"#);
+    let foreign = write(&dir, "foreign.wat", br#"(component (import "acme:rockets/launch@1.0.0" (instance (export "go" (func)))))"#);
     let err = error_line(&fdbox(&["run", &foreign]));
     assert!(err.contains("needs an import fdbox cannot provide") && err.contains("acme:rockets/launch"), "{err}");
 

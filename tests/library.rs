@@ -51,12 +51,19 @@ impl Host {
     }
 }
 
+/// One test at a time: one of them counts this process's open fds.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 #[test]
 fn a_sealed_box_outlives_the_store_that_filled_it() {
+    let _alone = alone();
     let device = Arc::new(MemoryDevice::new());
     let host = Host::new(device.clone());
     assert_eq!(host.probe(&["create", "b", "put-memfd", "b", "state", "kept state", "seal", "b"]), ["OK", "OK", "OK"]);
@@ -68,6 +75,7 @@ fn a_sealed_box_outlives_the_store_that_filled_it() {
 
 #[test]
 fn ten_thousand_guest_put_get_cycles_leak_no_fd() {
+    let _alone = alone();
     let host = Host::new(Arc::new(MemoryDevice::new()));
     host.probe(&["create", "b"]);
     // Warm up once so lazily opened host fds are counted in both samples.

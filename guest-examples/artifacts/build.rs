@@ -1,0 +1,194 @@
+//! Builds the guest workspace `guest-examples/rust` for `wasm32-wasip2` and
+//! writes the paths of the resulting components to `$OUT_DIR/artifacts.rs`.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const TARGET: &str = "wasm32-wasip2";
+
+/// The guests: constant name, member (and binary) name, documentation.
+const GUESTS: &[(&str, &str, &str)] = &[
+    (
+        "COUNTER",
+        "counter",
+        "The `counter` command: a `u64` counter in a memory file in box `counter` \
+         (`--box NAME`), checkpointed by sealing the box after each increment; \
+         `--until N` and `--crash-every K`.",
+    ),
+    (
+        "BOXED_FILE",
+        "boxed-file",
+        "The `boxed-file` command: the first run boxes an open `/data/notes.txt` \
+         in box `files` (entry `notes`), the second takes it back, prints it and \
+         appends to it.",
+    ),
+    (
+        "PROBE",
+        "probe",
+        "The `probe` command: runs the fdbox steps given as arguments and prints \
+         one `OK ...` or `ERR <code>` line per step.",
+    ),
+    (
+        "BENCH",
+        "bench",
+        "The `bench` component (not a command): exports \
+         `put-get-cycles(box-name, n) -> u32`, which moves one memory file into \
+         an existing box and back out `n` times.",
+    ),
+];
+
+/// Inherited variables that would make the nested cargo build something
+/// other than a plain `wasm32-wasip2` build of the guest workspace.
+const SCRUBBED_VARS: &[&str] = &[
+    // Flags meant for the outer build (host target, maybe `-C target-cpu`).
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    // Would point the nested build at the outer target directory, whose
+    // lock the outer cargo holds: a deadlock.
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_BUILD_TARGET",
+    // The outer jobserver: the nested cargo runs its own.
+    "CARGO_MAKEFLAGS",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "CARGO_PRIMARY_PACKAGE",
+    // Set by `cargo clippy` for the outer workspace only.
+    "RUSTC_WORKSPACE_WRAPPER",
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+    // guest-examples/artifacts -> repository root.
+    let repo = manifest_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
+    let guests = repo.join("guest-examples/rust");
+
+    rerun_if_changed(&guests, &repo);
+    check_target_installed();
+
+    // A directory of its own inside the outer target directory: cargo locks
+    // a target directory while it builds, and the outer cargo holds that
+    // lock while this script runs.
+    let target_dir = outer_target_dir(&out_dir, &repo).join("guest-examples");
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--release", "--target", TARGET, "--manifest-path"])
+        .arg(guests.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // Build-script stdout is cargo's instruction channel: keep the nested
+        // cargo's output on stderr, which cargo shows when the build fails.
+        .stdout(Stdio::from(std::io::stderr()));
+    for var in SCRUBBED_VARS {
+        build.env_remove(var);
+    }
+    // Cargo sets these for this script from the *host* target and this
+    // package's features. Nested build scripts get their own, but a stale
+    // variable the wasm target does not set (`CARGO_CFG_UNIX`, ...) would
+    // leak into them.
+    for (var, _) in env::vars_os() {
+        let var = var.to_string_lossy();
+        if var.starts_with("CARGO_CFG_") || var.starts_with("CARGO_FEATURE_") {
+            build.env_remove(&*var);
+        }
+    }
+
+    let status = build
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+    if !status.success() {
+        fail(&format!(
+            "building the guest components failed ({status}); see the output above, \
+             or run: cargo build --release --target {TARGET} --manifest-path {} --target-dir {}",
+            guests.join("Cargo.toml").display(),
+            target_dir.display(),
+        ));
+    }
+
+    let release = target_dir.join(TARGET).join("release");
+    let mut artifacts = String::new();
+    for (constant, name, doc) in GUESTS {
+        let path = release.join(format!("{name}.wasm"));
+        assert!(
+            path.is_file(),
+            "cargo succeeded but {} is missing",
+            path.display()
+        );
+        let path = path.to_str().expect("target directory path is not UTF-8");
+        writeln!(
+            artifacts,
+            "/// {doc}\npub const {constant}: &str = {path:?};"
+        )
+        .unwrap();
+    }
+    fs::write(out_dir.join("artifacts.rs"), artifacts).unwrap();
+}
+
+/// Rebuild when a guest's source, the guest workspace or the fdbox WIT
+/// changes (cargo scans directories recursively).
+fn rerun_if_changed(guests: &Path, repo: &Path) {
+    let mut paths = vec![
+        guests.join("Cargo.toml"),
+        guests.join("Cargo.lock"),
+        guests.join("wit"),
+        repo.join("wit"),
+    ];
+    paths.extend(GUESTS.iter().map(|(_, name, _)| guests.join(name)));
+    for path in paths {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+}
+
+/// Fails early, with the fix, instead of with "can't find crate for `std`".
+fn check_target_installed() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run rustc: {e}"));
+    let sysroot = String::from_utf8_lossy(&output.stdout);
+    let libdir = Path::new(sysroot.trim()).join("lib/rustlib").join(TARGET);
+    if !output.status.success() || !libdir.is_dir() {
+        fail(&format!(
+            "the Rust target {TARGET} is not installed (no {}), and the fdbox guest \
+             components are built for it. Install it with: rustup target add {TARGET}",
+            libdir.display(),
+        ));
+    }
+}
+
+/// The outer build's target directory: the ancestor of `OUT_DIR` that cargo
+/// marked with `CACHEDIR.TAG` (`OUT_DIR` is
+/// `<target>/[<triple>/]<profile>/build/<pkg>-<hash>/out`), else
+/// `CARGO_TARGET_DIR`, else `<repo>/target`.
+fn outer_target_dir(out_dir: &Path, repo: &Path) -> PathBuf {
+    if let Some(dir) = out_dir
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+    {
+        return dir.to_path_buf();
+    }
+    match env::var_os("CARGO_TARGET_DIR") {
+        // Relative to the workspace root, where cargo is normally run.
+        Some(dir) => repo.join(dir),
+        None => repo.join("target"),
+    }
+}
+
+/// Stops the build with `message` shown as a cargo error, without the panic
+/// backtrace noise.
+fn fail(message: &str) -> ! {
+    println!("cargo::error={message}");
+    std::process::exit(1);
+}

@@ -1,0 +1,211 @@
+//! `counter`: a `u64` counter that survives crashes of the instance.
+//!
+//! The counter lives in a memory file inside the fdbox box `counter`. Each
+//! step takes the file out of the box, increments the counter, puts the file
+//! back and seals the box: that is the checkpoint. When the instance dies
+//! after a checkpoint, the next one (`fdbox run --restart on-failure`) finds
+//! the sealed box and carries on from the same count.
+//!
+//! Usage: `counter [--box NAME] [--until N] [--crash-every K]`
+//!
+//! Without `--until` it does one step and exits, so every run adds one.
+
+mod bindings {
+    // The WIT resource `box` becomes `fdbox::fdbox::boxes::Box`. That compiles:
+    // the generated `boxes` module never needs std's `Box`, and wit-bindgen
+    // has no option to rename a single resource. So the WIT name stays, and
+    // the clash is avoided by scoping: code outside only ever writes
+    // `boxes::Box` and never imports it bare, which would shadow std's `Box`.
+    wit_bindgen::generate!({
+        world: "fdbox:examples/command-guest",
+        // The fdbox package and its WASI deps first, then the guest world that
+        // refers to them (see ../wit/guest.wit for why it is not
+        // `fdbox:fdbox/command`).
+        path: ["../../../wit", "../wit"],
+        // Generate the WASI interfaces too, so the `descriptor` that fdbox
+        // takes and returns is the very type `wasi:filesystem/types` reads and
+        // writes.
+        generate_all,
+    });
+}
+
+use std::process::ExitCode;
+
+use bindings::fdbox::fdbox::{boxes, memory_files, types};
+use bindings::wasi::filesystem::types::{self as fs, Descriptor};
+
+/// The entry of the box that holds the memory file with the count.
+const STATE: &str = "state";
+
+fn main() -> ExitCode {
+    let args = match Args::parse() {
+        Ok(args) => args,
+        Err(msg) => {
+            eprintln!("counter: {msg}");
+            eprintln!("usage: counter [--box NAME] [--until N] [--crash-every K]");
+            return ExitCode::from(2);
+        }
+    };
+    loop {
+        let count = match step(&args.box_name) {
+            Ok(count) => count,
+            Err(failure) => {
+                eprintln!("counter: {failure}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // Printed only after the checkpoint: a count on stdout is one that a
+        // crash can no longer take back, so a restarted instance never prints
+        // the same count twice.
+        println!("count = {count}");
+        match args.until {
+            None => return ExitCode::SUCCESS,
+            // `>=`, not `==`: a box left over from an earlier run may already
+            // be past the target.
+            Some(until) if count >= until => {
+                println!("done at {count}");
+                return ExitCode::SUCCESS;
+            }
+            Some(_) => {}
+        }
+        if args.crash_every.is_some_and(|k| count % k == 0) {
+            eprintln!("crashing on purpose at {count}");
+            // A trap, not an exit: this is the failure that
+            // `--restart on-failure` answers by starting a new instance.
+            std::process::abort();
+        }
+    }
+}
+
+/// One checkpointed increment; returns the new count.
+fn step(box_name: &str) -> Result<u64, Failure> {
+    let bx = open_or_create(box_name)?;
+    if bx.is_sealed().or_fail("is-sealed")? {
+        bx.unseal().or_fail("unseal")?;
+    }
+    // An unsealed box may still hold the state when an instance died between
+    // unseal and get; taking it from there keeps the count. Only a box
+    // without it (the first run) starts from a fresh, empty memory file.
+    let state = match bx.get(STATE) {
+        Ok(fd) => fd,
+        Err(types::ErrorCode::NotFound) => {
+            memory_files::create(STATE).or_fail("create memory file")?
+        }
+        Err(code) => return Err(Failure::new("get state", code.name())),
+    };
+
+    let count = read_count(&state)? + 1;
+    write_all(&state, &count.to_le_bytes()).or_fail("write state")?;
+
+    bx.put(STATE, state)
+        .map_err(|refused| Failure::new("put state", refused.code.name()))?;
+    bx.seal().or_fail("seal")?;
+    Ok(count)
+}
+
+fn open_or_create(name: &str) -> Result<boxes::Box, Failure> {
+    match boxes::Box::open(name) {
+        Err(types::ErrorCode::NotFound) => boxes::Box::create(name).or_fail("create box"),
+        other => other.or_fail("open box"),
+    }
+}
+
+/// The little-endian `u64` at offset 0, or 0 while the file is still short
+/// of one (a new memory file is empty).
+fn read_count(fd: &Descriptor) -> Result<u64, Failure> {
+    let mut bytes = Vec::with_capacity(8);
+    while bytes.len() < 8 {
+        let (chunk, eof) = fd
+            .read(8 - bytes.len() as u64, bytes.len() as u64)
+            .or_fail("read state")?;
+        bytes.extend_from_slice(&chunk);
+        if eof || chunk.is_empty() {
+            break;
+        }
+    }
+    Ok(bytes.try_into().map(u64::from_le_bytes).unwrap_or(0))
+}
+
+/// `descriptor.write` may write less than asked; keep going until all is.
+fn write_all(fd: &Descriptor, mut buf: &[u8]) -> Result<(), fs::ErrorCode> {
+    let mut offset = 0;
+    while !buf.is_empty() {
+        let n = fd.write(buf, offset)?;
+        buf = &buf[n as usize..];
+        offset += n;
+    }
+    Ok(())
+}
+
+/// Command-line options.
+struct Args {
+    box_name: String,
+    until: Option<u64>,
+    crash_every: Option<u64>,
+}
+
+impl Args {
+    fn parse() -> Result<Self, String> {
+        let mut args = Args {
+            box_name: "counter".into(),
+            until: None,
+            crash_every: None,
+        };
+        let mut argv = std::env::args().skip(1);
+        while let Some(flag) = argv.next() {
+            let mut value = || argv.next().ok_or(format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--box" => args.box_name = value()?,
+                "--until" => args.until = Some(parse_number(&flag, &value()?)?),
+                "--crash-every" => match parse_number(&flag, &value()?)? {
+                    0 => return Err("--crash-every must be at least 1".into()),
+                    k => args.crash_every = Some(k),
+                },
+                _ => return Err(format!("unknown argument {flag:?}")),
+            }
+        }
+        Ok(args)
+    }
+}
+
+fn parse_number(flag: &str, value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag}: not a number: {value:?}"))
+}
+
+/// An operation that failed, with the WIT `error-code` it failed with.
+struct Failure {
+    op: &'static str,
+    code: &'static str,
+}
+
+impl Failure {
+    fn new(op: &'static str, code: &'static str) -> Self {
+        Failure { op, code }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.op, self.code)
+    }
+}
+
+/// Attaches the operation to both error-code enums (fdbox's and
+/// `wasi:filesystem`'s), which each know their kebab-case WIT name.
+trait OrFail<T> {
+    fn or_fail(self, op: &'static str) -> Result<T, Failure>;
+}
+
+impl<T> OrFail<T> for Result<T, types::ErrorCode> {
+    fn or_fail(self, op: &'static str) -> Result<T, Failure> {
+        self.map_err(|code| Failure::new(op, code.name()))
+    }
+}
+
+impl<T> OrFail<T> for Result<T, fs::ErrorCode> {
+    fn or_fail(self, op: &'static str) -> Result<T, Failure> {
+        self.map_err(|code| Failure::new(op, code.name()))
+    }
+}
