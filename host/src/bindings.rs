@@ -76,8 +76,7 @@ impl Fdbox<'_> {
     }
 
     fn push_handle(&mut self, handle: Handle) -> wasmtime::Result<Resource<Descriptor>> {
-        let descriptor = handle.into_descriptor(self.ctx.allow_blocking_current_thread());
-        Ok(self.table.push(descriptor)?)
+        Ok(self.table.push(self.ctx.descriptor_for_guest(handle))?)
     }
 }
 
@@ -120,13 +119,10 @@ impl boxes::HostBox for Fdbox<'_> {
     ) -> wasmtime::Result<Result<Resource<BoxFdRef>, boxes::RefusedPut>> {
         let box_name = self.box_name(&this)?;
         let descriptor = self.table.delete(handle)?;
-        let (error, descriptor) = match Handle::from_descriptor(descriptor) {
+        let (error, descriptor) = match self.ctx.handle_from_guest(descriptor) {
             Ok(handle) => match self.ctx.put(&box_name, &name, handle) {
                 Ok(entry) => return Ok(Ok(self.push_entry(entry, box_name)?)),
-                Err(refused) => {
-                    let allow_blocking = self.ctx.allow_blocking_current_thread();
-                    (refused.error, refused.handle.into_descriptor(allow_blocking))
-                }
+                Err(refused) => (refused.error, self.ctx.descriptor_for_guest(refused.handle)),
             },
             Err(refused) => refused,
         };

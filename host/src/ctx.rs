@@ -1,10 +1,12 @@
 //! One guest's fdbox context: the shared device seen through that guest's
 //! grants and quotas.
 
+use crate::descriptor_kinds::DescriptorKinds;
 use crate::device::{Device, EntryInfo, Refused};
 use crate::grant::{Grant, Grants, Operation, Quotas};
 use crate::{Error, Handle, Name};
 use std::sync::Arc;
+use wasmtime_wasi::filesystem::Descriptor;
 
 /// What one guest may do with fdbox: a device shared by every guest of the
 /// host, and this guest's grants and quotas.
@@ -17,6 +19,7 @@ pub struct FdboxCtx {
     grants: Grants,
     quotas: Quotas,
     allow_blocking_current_thread: bool,
+    kinds: Arc<DescriptorKinds>,
 }
 
 /// Builds an [`FdboxCtx`]: no grants, default quotas.
@@ -61,6 +64,7 @@ impl FdboxCtx {
                 grants: Grants::none(),
                 quotas: Quotas::default(),
                 allow_blocking_current_thread: false,
+                kinds: Arc::default(),
             },
         }
     }
@@ -80,8 +84,18 @@ impl FdboxCtx {
         self.quotas
     }
 
-    pub(crate) fn allow_blocking_current_thread(&self) -> bool {
-        self.allow_blocking_current_thread
+    /// Build the guest's descriptor around `handle`, remembering its kind.
+    pub(crate) fn descriptor_for_guest(&self, handle: Handle) -> Descriptor {
+        let kind = handle.kind();
+        let descriptor = handle.into_descriptor(self.allow_blocking_current_thread);
+        self.kinds.remember(&descriptor, kind);
+        descriptor
+    }
+
+    /// Take a guest's descriptor apart into a handle; on failure it comes back.
+    pub(crate) fn handle_from_guest(&self, descriptor: Descriptor) -> Result<Handle, (Error, Descriptor)> {
+        let known = self.kinds.take(&descriptor);
+        Handle::from_descriptor_of_kind(descriptor, known)
     }
 
     /// Create a box, within the guest's grants and box quota.

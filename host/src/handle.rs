@@ -136,12 +136,25 @@ impl Handle {
     /// put into `/dev/fdbox` stay valid. On failure the descriptor comes back
     /// untouched.
     pub fn from_descriptor(descriptor: Descriptor) -> Result<Self, (Error, Descriptor)> {
+        Self::from_descriptor_of_kind(descriptor, None)
+    }
+
+    /// [`Handle::from_descriptor`], trusting `known` as the kind instead of
+    /// asking the kernel.
+    pub(crate) fn from_descriptor_of_kind(
+        descriptor: Descriptor,
+        known: Option<HandleKind>,
+    ) -> Result<Self, (Error, Descriptor)> {
         let (file, perms, open_mode) = match &descriptor {
             Descriptor::File(f) => (&f.file, f.perms, f.open_mode),
             Descriptor::Dir(d) => (&d.dir, d.perms, d.open_mode),
         };
         let shared = std::sync::Arc::strong_count(file) > 1;
-        let checked = kind_of(file.as_fd()).and_then(|kind| {
+        let kind = match known {
+            Some(kind) => Ok(kind),
+            None => kind_of(file.as_fd()),
+        };
+        let checked = kind.and_then(|kind| {
             let dup = if shared {
                 Some(rustix::io::fcntl_dupfd_cloexec(&**file, 0)?)
             } else {
@@ -203,13 +216,15 @@ impl Handle {
     }
 }
 
-/// What the kernel says the fd is. A memfd is a regular file whose seals can
-/// be read (`F_GET_SEALS` fails with `EINVAL` on every other file).
+/// What the kernel says the fd is. A memory file is a regular file of shmem
+/// (the only files whose seals `F_GET_SEALS` can read) that has no name in any
+/// filesystem: a memfd, or an unlinked tmpfs file, which is the same thing. A
+/// named tmpfs file (in /dev/shm, say) is a file.
 fn kind_of(fd: BorrowedFd<'_>) -> Result<HandleKind, Error> {
     let stat = rustix::fs::fstat(fd)?;
     match FileType::from_raw_mode(stat.st_mode) {
         FileType::Directory => Ok(HandleKind::Directory),
-        FileType::RegularFile => Ok(if rustix::fs::fcntl_get_seals(fd).is_ok() {
+        FileType::RegularFile => Ok(if stat.st_nlink == 0 && rustix::fs::fcntl_get_seals(fd).is_ok() {
             HandleKind::MemoryFile
         } else {
             HandleKind::File
@@ -238,6 +253,16 @@ mod tests {
         assert_eq!(h.access(), Access { read: true, write: false, mutate: true });
         let dir = std::fs::File::open("/").unwrap();
         assert_eq!(Handle::from_fd(dir.into()).unwrap().kind(), HandleKind::Directory);
+    }
+
+    #[test]
+    fn a_named_shmem_file_is_a_file_and_an_unlinked_one_a_memory_file() {
+        let path = format!("/dev/shm/fdbox-handle-test-{}", std::process::id());
+        let file = std::fs::File::create(&path).unwrap();
+        let named = Handle::from_fd(file.try_clone().unwrap().into()).unwrap();
+        assert_eq!(named.kind(), HandleKind::File);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(Handle::from_fd(file.into()).unwrap().kind(), HandleKind::MemoryFile);
     }
 
     #[test]

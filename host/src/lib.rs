@@ -76,6 +76,7 @@
 
 mod bindings;
 mod ctx;
+mod descriptor_kinds;
 pub mod device;
 mod error;
 pub mod grant;
