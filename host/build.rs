@@ -39,7 +39,9 @@ fn main() {
         require_store_data_send: true,
         ..Opts::default()
     };
-    let code = opts.generate(&mut resolve, world).expect("generate bindings");
+    let code = opts
+        .generate(&mut resolve, world)
+        .expect("generate bindings");
 
     let clashing_import = "use wasmtime::component::__internal::Box;";
     assert!(

@@ -20,7 +20,10 @@ pub fn load(engine: &Engine, path: &Path) -> Result<Component> {
             );
         }
     } else if !looks_like_text(&bytes) {
-        bail!("{} is not a WebAssembly component (it does not start with \\0asm)", path.display());
+        bail!(
+            "{} is not a WebAssembly component (it does not start with \\0asm)",
+            path.display()
+        );
     }
     Component::new(engine, &bytes)
         .map_err(anyhow::Error::from)
@@ -29,5 +32,6 @@ pub fn load(engine: &Engine, path: &Path) -> Result<Component> {
 
 /// Wasmtime also accepts the text format; anything else is surely not wasm.
 fn looks_like_text(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_ok_and(|s| s.trim_start().starts_with('(') || s.trim_start().starts_with(";;"))
+    std::str::from_utf8(bytes)
+        .is_ok_and(|s| s.trim_start().starts_with('(') || s.trim_start().starts_with(";;"))
 }

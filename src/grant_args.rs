@@ -39,7 +39,10 @@ mod tests {
         let g = parse_box("a:b:get,put").unwrap();
         assert_eq!(g.scope, Scope::Box(Name::new("a:b").unwrap()));
         assert_eq!(g.permissions.to_string(), "put,get");
-        assert_eq!(parse_prefix("svc.").unwrap().scope, Scope::Prefix("svc.".into()));
+        assert_eq!(
+            parse_prefix("svc.").unwrap().scope,
+            Scope::Prefix("svc.".into())
+        );
     }
 
     #[test]

@@ -87,7 +87,9 @@ fn parse_env(value: &str) -> Result<(String, String), String> {
         Some(_) => Err(format!("--env {value:?}: the variable name is empty")),
         None => std::env::var(value)
             .map(|v| (value.to_string(), v))
-            .map_err(|_| format!("--env {value:?}: not set in the host's environment; use NAME=VALUE")),
+            .map_err(|_| {
+                format!("--env {value:?}: not set in the host's environment; use NAME=VALUE")
+            }),
     }
 }
 
@@ -156,7 +158,9 @@ async fn run_async(args: RunArgs) -> Result<ExitCode> {
         .with_context(|| format!("{name} needs an import fdbox cannot provide"))?;
     let pre = CommandPre::new(pre)
         .map_err(anyhow::Error::from)
-        .with_context(|| format!("{name} is not a wasi:cli command (it must export wasi:cli/run)"))?;
+        .with_context(|| {
+            format!("{name} is not a wasi:cli command (it must export wasi:cli/run)")
+        })?;
 
     let device: Arc<dyn Device> = Arc::new(MemoryDevice::new());
     let fdbox = args
@@ -193,11 +197,19 @@ async fn run_async(args: RunArgs) -> Result<ExitCode> {
             return Ok(outcome.exit_code());
         }
         restarts += 1;
-        tracing::info!("restarting the guest ({restarts} of {}); its boxes are kept", args.max_restarts);
+        tracing::info!(
+            "restarting the guest ({restarts} of {}); its boxes are kept",
+            args.max_restarts
+        );
     }
 }
 
-async fn run_once(pre: &CommandPre<Guest>, engine: &Engine, args: &RunArgs, fdbox: FdboxCtx) -> Result<Outcome> {
+async fn run_once(
+    pre: &CommandPre<Guest>,
+    engine: &Engine,
+    args: &RunArgs,
+    fdbox: FdboxCtx,
+) -> Result<Outcome> {
     let mut wasi = WasiCtx::builder();
     wasi.inherit_stdio()
         .arg(args.component.display().to_string())

@@ -28,7 +28,12 @@ fn probe(host_args: &[&str], steps: &[&str]) -> Vec<String> {
     args.push("--");
     args.extend_from_slice(steps);
     let out = fdbox(&args);
-    assert!(out.status.success(), "probe failed: {}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "probe failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     stdout(&out).lines().map(str::to_owned).collect()
 }
 
@@ -42,32 +47,97 @@ fn tempdir(tag: &str) -> PathBuf {
 #[test]
 fn counter_recovers_every_count_after_crashes() {
     let out = fdbox(&[
-        "run", "--box", "counter", "--restart", "on-failure", "--max-restarts", "5",
-        fdbox_guest_artifacts::COUNTER, "--", "--until", "10", "--crash-every", "4",
+        "run",
+        "--box",
+        "counter",
+        "--restart",
+        "on-failure",
+        "--max-restarts",
+        "5",
+        fdbox_guest_artifacts::COUNTER,
+        "--",
+        "--until",
+        "10",
+        "--crash-every",
+        "4",
     ]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    let counts: Vec<String> = stdout(&out).lines().filter(|l| l.starts_with("count = ")).map(str::to_owned).collect();
+    let counts: Vec<String> = stdout(&out)
+        .lines()
+        .filter(|l| l.starts_with("count = "))
+        .map(str::to_owned)
+        .collect();
     let expected: Vec<String> = (1..=10).map(|n| format!("count = {n}")).collect();
     assert_eq!(counts, expected, "no count lost or repeated across crashes");
     assert!(stdout(&out).contains("done at 10"));
-    assert_eq!(stderr(&out).matches("crashing on purpose").count(), 2, "{}", stderr(&out));
-    assert_eq!(stderr(&out).matches("restarting the guest").count(), 2, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("crashing on purpose").count(),
+        2,
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stderr(&out).matches("restarting the guest").count(),
+        2,
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn a_trap_without_restart_fails_the_process() {
-    let out = fdbox(&["run", "--box", "counter", fdbox_guest_artifacts::COUNTER, "--", "--until", "10", "--crash-every", "2"]);
+    let out = fdbox(&[
+        "run",
+        "--box",
+        "counter",
+        fdbox_guest_artifacts::COUNTER,
+        "--",
+        "--until",
+        "10",
+        "--crash-every",
+        "2",
+    ]);
     assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
     assert!(stderr(&out).contains("guest trapped"), "{}", stderr(&out));
-    assert_eq!(stdout(&out).lines().filter(|l| l.starts_with("count = ")).count(), 2);
+    assert_eq!(
+        stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with("count = "))
+            .count(),
+        2
+    );
 }
 
 #[test]
 fn restarts_stop_at_max_restarts() {
-    let out = fdbox(&["run", "--box", "c", "--restart", "on-failure", "--max-restarts", "2", fdbox_guest_artifacts::COUNTER, "--", "--box", "c", "--until", "100", "--crash-every", "1"]);
+    let out = fdbox(&[
+        "run",
+        "--box",
+        "c",
+        "--restart",
+        "on-failure",
+        "--max-restarts",
+        "2",
+        fdbox_guest_artifacts::COUNTER,
+        "--",
+        "--box",
+        "c",
+        "--until",
+        "100",
+        "--crash-every",
+        "1",
+    ]);
     assert_eq!(out.status.code(), Some(134));
-    assert!(stderr(&out).contains("giving up after 2 restarts"), "{}", stderr(&out));
-    assert!(stdout(&out).contains("count = 3") && !stdout(&out).contains("count = 4"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("giving up after 2 restarts"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("count = 3") && !stdout(&out).contains("count = 4"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -75,14 +145,29 @@ fn a_host_file_is_boxed_and_recovered_by_the_next_instance() {
     let dir = tempdir("boxed-file");
     let dir_arg = format!("{}::/data", dir.display());
     let out = fdbox(&[
-        "run", "--dir", &dir_arg, "--box", "files", "--restart", "always", "--max-restarts", "1",
+        "run",
+        "--dir",
+        &dir_arg,
+        "--box",
+        "files",
+        "--restart",
+        "always",
+        "--max-restarts",
+        "1",
         fdbox_guest_artifacts::BOXED_FILE,
     ]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("boxed notes.txt"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("recovered: hello from the first instance"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("recovered: hello from the first instance"),
+        "{}",
+        stdout(&out)
+    );
     let on_disk = std::fs::read_to_string(dir.join("notes.txt")).unwrap();
-    assert_eq!(on_disk, "hello from the first instance\nand the second instance\n");
+    assert_eq!(
+        on_disk,
+        "hello from the first instance\nand the second instance\n"
+    );
 }
 
 #[test]
@@ -96,16 +181,46 @@ fn a_guest_sees_only_granted_boxes() {
     let lines = probe(
         &["--box", "mine", "--box-prefix", "app.:create,put,get"],
         &[
-            "create", "mine", "create", "theirs", "open", "theirs", "create", "app.one", "seal", "app.one",
-            "delete", "app.one", "list", "put-memfd", "app.one", "x", "hi", "get", "app.one", "x",
-            "entries", "theirs", "sealed", "theirs",
+            "create",
+            "mine",
+            "create",
+            "theirs",
+            "open",
+            "theirs",
+            "create",
+            "app.one",
+            "seal",
+            "app.one",
+            "delete",
+            "app.one",
+            "list",
+            "put-memfd",
+            "app.one",
+            "x",
+            "hi",
+            "get",
+            "app.one",
+            "x",
+            "entries",
+            "theirs",
+            "sealed",
+            "theirs",
         ],
     );
     assert_eq!(
         lines,
         [
-            "OK", "ERR access-denied", "ERR access-denied", "OK", "ERR access-denied", "ERR access-denied",
-            "OK app.one,mine", "OK", "OK hi", "ERR access-denied", "ERR access-denied",
+            "OK",
+            "ERR access-denied",
+            "ERR access-denied",
+            "OK",
+            "ERR access-denied",
+            "ERR access-denied",
+            "OK app.one,mine",
+            "OK",
+            "OK hi",
+            "ERR access-denied",
+            "ERR access-denied",
         ]
     );
 }
@@ -114,8 +229,18 @@ fn a_guest_sees_only_granted_boxes() {
 fn an_ungranted_box_that_exists_looks_like_one_that_does_not() {
     // The same guest run twice in one host: the first creates "secret" under
     // its grant; a guest without the grant cannot tell it from a missing box.
-    let lines = probe(&["--box", "mine"], &["open", "secret", "open", "nonexistent", "delete", "secret"]);
-    assert_eq!(lines, ["ERR access-denied", "ERR access-denied", "ERR access-denied"]);
+    let lines = probe(
+        &["--box", "mine"],
+        &["open", "secret", "open", "nonexistent", "delete", "secret"],
+    );
+    assert_eq!(
+        lines,
+        [
+            "ERR access-denied",
+            "ERR access-denied",
+            "ERR access-denied"
+        ]
+    );
 }
 
 #[test]
@@ -124,11 +249,52 @@ fn bad_names_get_their_error_codes() {
     let max = "n".repeat(255);
     let lines = probe(
         &["--box-prefix", "n"],
-        &["create", "", "create", &long, "create", "n/x", "create", "n\\0x", "create", &max, "put-memfd", &max, "", "t", "put-memfd", &max, &long, "t", "put-memfd", &max, "a/b", "t", "put-memfd", &max, "a\\0b", "t", "get", &max, ""],
+        &[
+            "create",
+            "",
+            "create",
+            &long,
+            "create",
+            "n/x",
+            "create",
+            "n\\0x",
+            "create",
+            &max,
+            "put-memfd",
+            &max,
+            "",
+            "t",
+            "put-memfd",
+            &max,
+            &long,
+            "t",
+            "put-memfd",
+            &max,
+            "a/b",
+            "t",
+            "put-memfd",
+            &max,
+            "a\\0b",
+            "t",
+            "get",
+            &max,
+            "",
+        ],
     );
     assert_eq!(
         lines,
-        ["ERR invalid-name", "ERR name-too-long", "ERR invalid-name", "ERR invalid-name", "OK", "ERR invalid-name", "ERR name-too-long", "ERR invalid-name", "ERR invalid-name", "ERR invalid-name"]
+        [
+            "ERR invalid-name",
+            "ERR name-too-long",
+            "ERR invalid-name",
+            "ERR invalid-name",
+            "OK",
+            "ERR invalid-name",
+            "ERR name-too-long",
+            "ERR invalid-name",
+            "ERR invalid-name",
+            "ERR invalid-name"
+        ]
     );
 }
 
@@ -137,16 +303,64 @@ fn sealed_boxes_refuse_and_keep_everything() {
     let lines = probe(
         &["--box", "s"],
         &[
-            "create", "s", "put-memfd", "s", "a", "alpha", "unseal", "s", "seal", "s", "seal", "s",
-            "sealed", "s", "put-memfd", "s", "b", "beta", "get", "s", "a", "entries", "s", "unseal", "s",
-            "get", "s", "a", "get", "s", "a", "put-memfd", "s", "a", "again", "put-memfd", "s", "a", "dup",
+            "create",
+            "s",
+            "put-memfd",
+            "s",
+            "a",
+            "alpha",
+            "unseal",
+            "s",
+            "seal",
+            "s",
+            "seal",
+            "s",
+            "sealed",
+            "s",
+            "put-memfd",
+            "s",
+            "b",
+            "beta",
+            "get",
+            "s",
+            "a",
+            "entries",
+            "s",
+            "unseal",
+            "s",
+            "get",
+            "s",
+            "a",
+            "get",
+            "s",
+            "a",
+            "put-memfd",
+            "s",
+            "a",
+            "again",
+            "put-memfd",
+            "s",
+            "a",
+            "dup",
         ],
     );
     assert_eq!(
         lines,
         [
-            "OK", "OK", "ERR box-not-sealed", "OK", "ERR box-sealed", "OK true", "ERR box-sealed",
-            "ERR box-sealed", "OK a:memory-file", "OK", "OK alpha", "ERR not-found", "OK", "ERR already-exists",
+            "OK",
+            "OK",
+            "ERR box-not-sealed",
+            "OK",
+            "ERR box-sealed",
+            "OK true",
+            "ERR box-sealed",
+            "ERR box-sealed",
+            "OK a:memory-file",
+            "OK",
+            "OK alpha",
+            "ERR not-found",
+            "OK",
+            "ERR already-exists",
         ]
     );
 }
@@ -158,18 +372,54 @@ fn files_and_directories_round_trip_through_a_box() {
     let dir_arg = format!("{}::/data", dir.display());
     let lines = probe(
         &["--dir", &dir_arg, "--box", "k"],
-        &["create", "k", "put-file", "k", "f", "f.txt", "put-dir", "k", "d", "entries", "k", "get", "k", "f", "get", "k", "d"],
+        &[
+            "create", "k", "put-file", "k", "f", "f.txt", "put-dir", "k", "d", "entries", "k",
+            "get", "k", "f", "get", "k", "d",
+        ],
     );
-    assert_eq!(lines, ["OK", "OK", "OK", "OK d:directory,f:file", "OK file content", "OK dir:f.txt"]);
+    assert_eq!(
+        lines,
+        [
+            "OK",
+            "OK",
+            "OK",
+            "OK d:directory,f:file",
+            "OK file content",
+            "OK dir:f.txt"
+        ]
+    );
 }
 
 #[test]
 fn quotas_are_enforced_for_guests() {
     let lines = probe(
-        &["--box-prefix", "q", "--max-boxes", "1", "--max-entries", "1"],
-        &["create", "q1", "create", "q2", "put-memfd", "q1", "a", "x", "put-memfd", "q1", "b", "y"],
+        &[
+            "--box-prefix",
+            "q",
+            "--max-boxes",
+            "1",
+            "--max-entries",
+            "1",
+        ],
+        &[
+            "create",
+            "q1",
+            "create",
+            "q2",
+            "put-memfd",
+            "q1",
+            "a",
+            "x",
+            "put-memfd",
+            "q1",
+            "b",
+            "y",
+        ],
     );
-    assert_eq!(lines, ["OK", "ERR quota-exceeded", "OK", "ERR quota-exceeded"]);
+    assert_eq!(
+        lines,
+        ["OK", "ERR quota-exceeded", "OK", "ERR quota-exceeded"]
+    );
 }
 
 fn error_line(out: &Output) -> String {
@@ -184,7 +434,10 @@ fn clear_errors_for_bad_components_and_flags() {
     let dir = tempdir("bad");
     let missing = dir.join("missing.wasm");
     let err = error_line(&fdbox(&["run", missing.to_str().unwrap()]));
-    assert!(err.contains("cannot read") && err.contains("missing.wasm"), "{err}");
+    assert!(
+        err.contains("cannot read") && err.contains("missing.wasm"),
+        "{err}"
+    );
 
     let text = write(&dir, "text.wasm", b"hello, not wasm");
     let err = error_line(&fdbox(&["run", &text]));
@@ -192,11 +445,21 @@ fn clear_errors_for_bad_components_and_flags() {
 
     let core = write(&dir, "core.wasm", b"\0asm\x01\0\0\0");
     let err = error_line(&fdbox(&["run", &core]));
-    assert!(err.contains("core WebAssembly module, not a component"), "{err}");
+    assert!(
+        err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
 
-    let foreign = write(&dir, "foreign.wat", br#"(component (import "acme:rockets/launch@1.0.0" (instance (export "go" (func)))))"#);
+    let foreign = write(
+        &dir,
+        "foreign.wat",
+        br#"(component (import "acme:rockets/launch@1.0.0" (instance (export "go" (func)))))"#,
+    );
     let err = error_line(&fdbox(&["run", &foreign]));
-    assert!(err.contains("needs an import fdbox cannot provide") && err.contains("acme:rockets/launch"), "{err}");
+    assert!(
+        err.contains("needs an import fdbox cannot provide") && err.contains("acme:rockets/launch"),
+        "{err}"
+    );
 
     let library = write(&dir, "lib.wat", b"(component)");
     let err = error_line(&fdbox(&["run", &library]));
@@ -211,9 +474,18 @@ fn clear_errors_for_bad_components_and_flags() {
     ] {
         let out = fdbox(&["run", flag, value, fdbox_guest_artifacts::PROBE]);
         assert_eq!(out.status.code(), Some(2));
-        assert!(stderr(&out).contains(expect), "{flag} {value:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expect),
+            "{flag} {value:?}: {}",
+            stderr(&out)
+        );
     }
-    let err = error_line(&fdbox(&["run", "--dir", "/nonexistent-dir-fdbox", fdbox_guest_artifacts::PROBE]));
+    let err = error_line(&fdbox(&[
+        "run",
+        "--dir",
+        "/nonexistent-dir-fdbox",
+        fdbox_guest_artifacts::PROBE,
+    ]));
     assert!(err.contains("--dir /nonexistent-dir-fdbox"), "{err}");
 }
 

@@ -16,7 +16,10 @@ struct Guest {
 
 impl WasiView for Guest {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -32,22 +35,48 @@ impl Host {
         let engine = Engine::default();
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
-        fdbox_host::add_to_linker(&mut linker, |g: &mut Guest| Fdbox::new(&g.fdbox, &mut g.table)).unwrap();
+        fdbox_host::add_to_linker(&mut linker, |g: &mut Guest| {
+            Fdbox::new(&g.fdbox, &mut g.table)
+        })
+        .unwrap();
         let probe = Component::from_file(&engine, fdbox_guest_artifacts::PROBE).unwrap();
-        let fdbox = FdboxCtx::builder(device).grant(Grant::one_box(Name::new("b").unwrap())).build();
-        Self { engine, linker, probe, fdbox }
+        let fdbox = FdboxCtx::builder(device)
+            .grant(Grant::one_box(Name::new("b").unwrap()))
+            .build();
+        Self {
+            engine,
+            linker,
+            probe,
+            fdbox,
+        }
     }
 
     /// Run the probe in a new Store (a new instance) and return its lines.
     fn probe(&self, steps: &[&str]) -> Vec<String> {
         let stdout = MemoryOutputPipe::new(1 << 20);
-        let wasi = WasiCtx::builder().stdout(stdout.clone()).arg("probe").args(steps).build();
-        let guest = Guest { table: ResourceTable::new(), wasi, fdbox: self.fdbox.clone() };
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .arg("probe")
+            .args(steps)
+            .build();
+        let guest = Guest {
+            table: ResourceTable::new(),
+            wasi,
+            fdbox: self.fdbox.clone(),
+        };
         let mut store = Store::new(&self.engine, guest);
         let command = Command::instantiate(&mut store, &self.probe, &self.linker).unwrap();
-        command.wasi_cli_run().call_run(&mut store).unwrap().unwrap();
+        command
+            .wasi_cli_run()
+            .call_run(&mut store)
+            .unwrap()
+            .unwrap();
         drop(store);
-        String::from_utf8(stdout.contents().to_vec()).unwrap().lines().map(str::to_owned).collect()
+        String::from_utf8(stdout.contents().to_vec())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -66,11 +95,26 @@ fn a_sealed_box_outlives_the_store_that_filled_it() {
     let _alone = alone();
     let device = Arc::new(MemoryDevice::new());
     let host = Host::new(device.clone());
-    assert_eq!(host.probe(&["create", "b", "put-memfd", "b", "state", "kept state", "seal", "b"]), ["OK", "OK", "OK"]);
+    assert_eq!(
+        host.probe(&[
+            "create",
+            "b",
+            "put-memfd",
+            "b",
+            "state",
+            "kept state",
+            "seal",
+            "b"
+        ]),
+        ["OK", "OK", "OK"]
+    );
     // The Store is gone; the fd lives on in the device.
     let status = device.status(&Name::new("b").unwrap()).unwrap();
     assert!(status.sealed && status.entries == 1);
-    assert_eq!(host.probe(&["sealed", "b", "unseal", "b", "get", "b", "state"]), ["OK true", "OK", "OK kept state"]);
+    assert_eq!(
+        host.probe(&["sealed", "b", "unseal", "b", "get", "b", "state"]),
+        ["OK true", "OK", "OK kept state"]
+    );
 }
 
 #[test]
@@ -82,5 +126,9 @@ fn ten_thousand_guest_put_get_cycles_leak_no_fd() {
     host.probe(&["cycles", "b", "10"]);
     let before = open_fds();
     assert_eq!(host.probe(&["cycles", "b", "10000"]), ["OK 10000"]);
-    assert_eq!(open_fds(), before, "fds open in this process before and after");
+    assert_eq!(
+        open_fds(),
+        before,
+        "fds open in this process before and after"
+    );
 }

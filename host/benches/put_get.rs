@@ -25,7 +25,10 @@ struct Guest {
 
 impl WasiView for Guest {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -61,7 +64,11 @@ fn main() {
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
     fdbox_host::add_to_linker(&mut linker, |g| Fdbox::new(&g.fdbox, &mut g.table)).unwrap();
     let component = Component::from_file(&engine, fdbox_guest_artifacts::BENCH).unwrap();
-    let guest = Guest { table: ResourceTable::new(), wasi: WasiCtx::builder().build(), fdbox: ctx.clone() };
+    let guest = Guest {
+        table: ResourceTable::new(),
+        wasi: WasiCtx::builder().build(),
+        fdbox: ctx.clone(),
+    };
     let mut store = Store::new(&engine, guest);
     let instance = linker.instantiate(&mut store, &component).unwrap();
     let cycles = instance
@@ -75,7 +82,9 @@ fn main() {
 
     let (mut native, mut guest) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        native.push(native_round(&ctx, &box_name, &mut handle).as_nanos() as f64 / PAIRS_PER_ROUND as f64);
+        native.push(
+            native_round(&ctx, &box_name, &mut handle).as_nanos() as f64 / PAIRS_PER_ROUND as f64,
+        );
         let start = Instant::now();
         let (done,) = cycles.call(&mut store, (BOX, PAIRS_PER_ROUND)).unwrap();
         assert_eq!(done, PAIRS_PER_ROUND);

@@ -71,7 +71,11 @@ impl Fdbox<'_> {
         }
     }
 
-    fn push_entry(&mut self, entry: EntryInfo, box_name: Name) -> wasmtime::Result<Resource<BoxFdRef>> {
+    fn push_entry(
+        &mut self,
+        entry: EntryInfo,
+        box_name: Name,
+    ) -> wasmtime::Result<Resource<BoxFdRef>> {
         Ok(self.table.push(BoxFdRef { box_name, entry })?)
     }
 

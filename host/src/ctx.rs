@@ -93,7 +93,10 @@ impl FdboxCtx {
     }
 
     /// Take a guest's descriptor apart into a handle; on failure it comes back.
-    pub(crate) fn handle_from_guest(&self, descriptor: Descriptor) -> Result<Handle, (Error, Descriptor)> {
+    pub(crate) fn handle_from_guest(
+        &self,
+        descriptor: Descriptor,
+    ) -> Result<Handle, (Error, Descriptor)> {
         let known = self.kinds.take(&descriptor);
         Handle::from_descriptor_of_kind(descriptor, known)
     }

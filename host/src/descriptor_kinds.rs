@@ -40,7 +40,9 @@ fn shared_file(descriptor: &Descriptor) -> &Arc<std::fs::File> {
 impl DescriptorKinds {
     fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
         // Each operation is a single map update: a panic cannot leave it torn.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Remember that `descriptor`, about to be handed to a guest, is `kind`.
@@ -51,7 +53,9 @@ impl DescriptorKinds {
             .by_file
             .insert(Arc::as_ptr(file) as usize, (Arc::downgrade(file), kind));
         if entries.by_file.len() >= entries.sweep_at.max(MIN_SWEEP) {
-            entries.by_file.retain(|_, (file, _)| file.strong_count() > 0);
+            entries
+                .by_file
+                .retain(|_, (file, _)| file.strong_count() > 0);
             entries.sweep_at = 2 * entries.by_file.len();
         }
     }
@@ -60,7 +64,10 @@ impl DescriptorKinds {
     /// descriptor is being taken apart.
     pub fn take(&self, descriptor: &Descriptor) -> Option<HandleKind> {
         let file = shared_file(descriptor);
-        let (_, kind) = self.entries().by_file.remove(&(Arc::as_ptr(file) as usize))?;
+        let (_, kind) = self
+            .entries()
+            .by_file
+            .remove(&(Arc::as_ptr(file) as usize))?;
         Some(kind)
     }
 }

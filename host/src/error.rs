@@ -68,7 +68,9 @@ pub enum Error {
     #[error("box {0:?} already exists; open it instead, or pick another name")]
     BoxExists(Name),
     /// An entry of that name is in the box.
-    #[error("box {box_name:?} already has an entry {entry:?}; get it out first or use another name")]
+    #[error(
+        "box {box_name:?} already has an entry {entry:?}; get it out first or use another name"
+    )]
     EntryExists {
         /// The box.
         box_name: Name,
@@ -124,9 +126,7 @@ impl Error {
             Error::NoSuchBox(_) | Error::NoSuchEntry { .. } => ErrorCode::NotFound,
             Error::BoxSealed(_) => ErrorCode::BoxSealed,
             Error::BoxNotSealed(_) => ErrorCode::BoxNotSealed,
-            Error::KindNotSupported(_) | Error::UnsupportedHandle(_) => {
-                ErrorCode::KindNotSupported
-            }
+            Error::KindNotSupported(_) | Error::UnsupportedHandle(_) => ErrorCode::KindNotSupported,
             Error::AccessDenied { .. } => ErrorCode::AccessDenied,
             Error::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             Error::Device(e) if is_fd_exhaustion(e) => ErrorCode::QuotaExceeded,

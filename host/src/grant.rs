@@ -89,13 +89,19 @@ impl fmt::Display for Permissions {
             .filter(|op| self.allows(*op))
             .map(Operation::as_str)
             .collect();
-        f.write_str(&if names.is_empty() { "none".into() } else { names.join(",") })
+        f.write_str(&if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(",")
+        })
     }
 }
 
 /// A permission list that did not parse.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown permission {0:?}; use a comma-separated list of create, delete, put, get, seal, unseal, or all, or none")]
+#[error(
+    "unknown permission {0:?}; use a comma-separated list of create, delete, put, get, seal, unseal, or all, or none"
+)]
 pub struct BadPermission(String);
 
 impl FromStr for Permissions {
@@ -271,7 +277,11 @@ mod tests {
     #[test]
     fn prefix_and_box_grants_union() {
         let mut g = Grants::none();
-        g.add(Grant::prefix("app.").unwrap().with_permissions("put,get".parse().unwrap()));
+        g.add(
+            Grant::prefix("app.")
+                .unwrap()
+                .with_permissions("put,get".parse().unwrap()),
+        );
         g.add(Grant::one_box(name("app.state")).with_permissions("seal".parse().unwrap()));
         assert!(g.check(&name("app.x"), Operation::Put).is_ok());
         assert!(g.check(&name("app.x"), Operation::Seal).is_err());
@@ -284,8 +294,17 @@ mod tests {
     fn permissions_parse_and_print() {
         assert_eq!("all".parse::<Permissions>().unwrap(), Permissions::ALL);
         assert_eq!("none".parse::<Permissions>().unwrap(), Permissions::NONE);
-        assert_eq!("get,put".parse::<Permissions>().unwrap().to_string(), "put,get");
-        assert!("get,steal".parse::<Permissions>().unwrap_err().to_string().contains("\"steal\""));
+        assert_eq!(
+            "get,put".parse::<Permissions>().unwrap().to_string(),
+            "put,get"
+        );
+        assert!(
+            "get,steal"
+                .parse::<Permissions>()
+                .unwrap_err()
+                .to_string()
+                .contains("\"steal\"")
+        );
         assert!(Grant::prefix("").is_err());
     }
 }

@@ -101,7 +101,10 @@ impl Handle {
     /// A new anonymous memory file, readable and writable.
     pub fn new_memory_file(name: &crate::Name) -> Result<Self, Error> {
         use rustix::fs::MemfdFlags;
-        let fd = rustix::fs::memfd_create(name.as_str(), MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+        let fd = rustix::fs::memfd_create(
+            name.as_str(),
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
         Ok(Self {
             fd,
             kind: HandleKind::MemoryFile,
@@ -176,7 +179,9 @@ impl Handle {
                 // Sole owner (checked above, and the descriptor was ours).
                 match std::sync::Arc::try_unwrap(file) {
                     Ok(file) => OwnedFd::from(file),
-                    Err(_) => unreachable!("a descriptor's file gained an owner while fdbox held it"),
+                    Err(_) => {
+                        unreachable!("a descriptor's file gained an owner while fdbox held it")
+                    }
                 }
             }
         };
@@ -206,12 +211,18 @@ impl Handle {
         };
         let file = std::fs::File::from(self.fd);
         match self.kind {
-            HandleKind::Directory => {
-                Descriptor::Dir(Dir::new(file, perms, open_mode, allow_blocking_current_thread))
-            }
-            HandleKind::File | HandleKind::MemoryFile => {
-                Descriptor::File(File::new(file, perms, open_mode, allow_blocking_current_thread))
-            }
+            HandleKind::Directory => Descriptor::Dir(Dir::new(
+                file,
+                perms,
+                open_mode,
+                allow_blocking_current_thread,
+            )),
+            HandleKind::File | HandleKind::MemoryFile => Descriptor::File(File::new(
+                file,
+                perms,
+                open_mode,
+                allow_blocking_current_thread,
+            )),
         }
     }
 }
@@ -224,11 +235,13 @@ fn kind_of(fd: BorrowedFd<'_>) -> Result<HandleKind, Error> {
     let stat = rustix::fs::fstat(fd)?;
     match FileType::from_raw_mode(stat.st_mode) {
         FileType::Directory => Ok(HandleKind::Directory),
-        FileType::RegularFile => Ok(if stat.st_nlink == 0 && rustix::fs::fcntl_get_seals(fd).is_ok() {
-            HandleKind::MemoryFile
-        } else {
-            HandleKind::File
-        }),
+        FileType::RegularFile => Ok(
+            if stat.st_nlink == 0 && rustix::fs::fcntl_get_seals(fd).is_ok() {
+                HandleKind::MemoryFile
+            } else {
+                HandleKind::File
+            },
+        ),
         FileType::Socket => Err(Error::UnsupportedHandle("sockets cannot be boxed yet")),
         FileType::Fifo => Err(Error::UnsupportedHandle("pipes cannot be boxed")),
         FileType::CharacterDevice | FileType::BlockDevice => {
@@ -246,13 +259,26 @@ mod tests {
     #[test]
     fn classifies_memfd_file_and_directory() {
         let memfd = Handle::new_memory_file(&Name::new("t").unwrap()).unwrap();
-        assert_eq!(Handle::from_fd(memfd.into_fd()).unwrap().kind(), HandleKind::MemoryFile);
+        assert_eq!(
+            Handle::from_fd(memfd.into_fd()).unwrap().kind(),
+            HandleKind::MemoryFile
+        );
         let file = std::fs::File::open("/proc/self/status").unwrap();
         let h = Handle::from_fd(file.into()).unwrap();
         assert_eq!(h.kind(), HandleKind::File);
-        assert_eq!(h.access(), Access { read: true, write: false, mutate: true });
+        assert_eq!(
+            h.access(),
+            Access {
+                read: true,
+                write: false,
+                mutate: true
+            }
+        );
         let dir = std::fs::File::open("/").unwrap();
-        assert_eq!(Handle::from_fd(dir.into()).unwrap().kind(), HandleKind::Directory);
+        assert_eq!(
+            Handle::from_fd(dir.into()).unwrap().kind(),
+            HandleKind::Directory
+        );
     }
 
     #[test]
@@ -262,13 +288,19 @@ mod tests {
         let named = Handle::from_fd(file.try_clone().unwrap().into()).unwrap();
         assert_eq!(named.kind(), HandleKind::File);
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(Handle::from_fd(file.into()).unwrap().kind(), HandleKind::MemoryFile);
+        assert_eq!(
+            Handle::from_fd(file.into()).unwrap().kind(),
+            HandleKind::MemoryFile
+        );
     }
 
     #[test]
     fn refuses_pipes() {
         let (r, _w) = rustix::pipe::pipe().unwrap();
-        assert_eq!(Handle::from_fd(r).unwrap_err().code(), crate::ErrorCode::KindNotSupported);
+        assert_eq!(
+            Handle::from_fd(r).unwrap_err().code(),
+            crate::ErrorCode::KindNotSupported
+        );
     }
 
     #[test]

@@ -41,7 +41,9 @@ impl MemoryDevice {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<Name, BoxContents>> {
         // A panic while holding the lock cannot leave a box half-changed:
         // every operation changes it with one map insert or remove.
-        self.boxes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.boxes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Run `op` on an existing box, under the lock.
@@ -122,7 +124,9 @@ impl Device for MemoryDevice {
                     kind: handle.kind(),
                     size: match handle.kind() {
                         HandleKind::Directory => None,
-                        _ => rustix::fs::fstat(handle.fd()).ok().map(|s| s.st_size as u64),
+                        _ => rustix::fs::fstat(handle.fd())
+                            .ok()
+                            .map(|s| s.st_size as u64),
                     },
                 })
                 .collect())

@@ -91,7 +91,10 @@ pub fn boxes_are_created_listed_and_deleted(d: Arc<dyn Device>) {
     let boxes = d.boxes().unwrap();
     let names: Vec<_> = boxes.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(names, ["a", "b"], "boxes are listed in name order");
-    assert!(boxes.iter().all(|b| !b.sealed && b.entries == 0), "new boxes are empty and unsealed");
+    assert!(
+        boxes.iter().all(|b| !b.sealed && b.entries == 0),
+        "new boxes are empty and unsealed"
+    );
     assert_eq!(code(d.create_box(&name("a"))), ErrorCode::AlreadyExists);
     d.delete_box(&name("a")).unwrap();
     assert_eq!(code(d.delete_box(&name("a"))), ErrorCode::NotFound);
@@ -110,7 +113,11 @@ pub fn put_moves_in_and_get_moves_out(d: Arc<dyn Device>) {
     assert_eq!(entries[0].size, Some(5));
     assert_eq!(d.status(&b).unwrap().entries, 1);
     assert_eq!(content(d.get(&b, &name("state")).unwrap()), "hello");
-    assert_eq!(code(d.get(&b, &name("state"))), ErrorCode::NotFound, "get is take-once");
+    assert_eq!(
+        code(d.get(&b, &name("state"))),
+        ErrorCode::NotFound,
+        "get is take-once"
+    );
     assert!(d.entries(&b).unwrap().is_empty());
 }
 
@@ -120,8 +127,16 @@ pub fn entry_names_are_unique_and_a_refused_put_returns_the_handle(d: Arc<dyn De
     d.put(&b, &name("x"), memfd("first")).unwrap();
     let (c, handle) = refused(d.put(&b, &name("x"), memfd("second")));
     assert_eq!(c, ErrorCode::AlreadyExists);
-    assert_eq!(content(handle), "second", "the refused handle comes back intact");
-    assert_eq!(content(d.get(&b, &name("x")).unwrap()), "first", "the boxed one is untouched");
+    assert_eq!(
+        content(handle),
+        "second",
+        "the refused handle comes back intact"
+    );
+    assert_eq!(
+        content(d.get(&b, &name("x")).unwrap()),
+        "first",
+        "the boxed one is untouched"
+    );
 }
 
 pub fn sealed_boxes_refuse_put_get_and_reseal(d: Arc<dyn Device>) {
@@ -136,10 +151,18 @@ pub fn sealed_boxes_refuse_put_get_and_reseal(d: Arc<dyn Device>) {
     assert_eq!(content(handle), "new");
     assert_eq!(code(d.get(&b, &name("kept"))), ErrorCode::BoxSealed);
     assert_eq!(code(d.seal(&b)), ErrorCode::BoxSealed);
-    assert_eq!(d.entries(&b).unwrap().len(), 1, "a sealed box can be listed");
+    assert_eq!(
+        d.entries(&b).unwrap().len(),
+        1,
+        "a sealed box can be listed"
+    );
     d.unseal(&b).unwrap();
     assert!(!d.status(&b).unwrap().sealed);
-    assert_eq!(content(d.get(&b, &name("kept")).unwrap()), "kept", "a failed get lost nothing");
+    assert_eq!(
+        content(d.get(&b, &name("kept")).unwrap()),
+        "kept",
+        "a failed get lost nothing"
+    );
 }
 
 pub fn operations_on_a_missing_box_are_not_found(d: Arc<dyn Device>) {
@@ -175,13 +198,17 @@ pub fn deleting_a_box_releases_its_handles(d: Arc<dyn Device>) {
         let b = name("box");
         d.create_box(&b).unwrap();
         let (path, fd) = locked_file(&tmp);
-        d.put(&b, &name("locked"), Handle::from_fd(fd).unwrap()).unwrap();
+        d.put(&b, &name("locked"), Handle::from_fd(fd).unwrap())
+            .unwrap();
         if sealed {
             d.seal(&b).unwrap();
         }
         assert!(is_locked(&path), "the box holds the file open");
         d.delete_box(&b).unwrap();
-        assert!(!is_locked(&path), "deleting the box (sealed: {sealed}) closed the file");
+        assert!(
+            !is_locked(&path),
+            "deleting the box (sealed: {sealed}) closed the file"
+        );
     }
 }
 
@@ -192,8 +219,14 @@ pub fn every_kind_round_trips_or_is_refused_intact(d: Arc<dyn Device>) {
     d.create_box(&b).unwrap();
     let handles = [
         (HandleKind::MemoryFile, memfd("memfd")),
-        (HandleKind::File, Handle::from_fd(std::fs::File::open(tmp.join("f")).unwrap().into()).unwrap()),
-        (HandleKind::Directory, Handle::from_fd(std::fs::File::open(&tmp).unwrap().into()).unwrap()),
+        (
+            HandleKind::File,
+            Handle::from_fd(std::fs::File::open(tmp.join("f")).unwrap().into()).unwrap(),
+        ),
+        (
+            HandleKind::Directory,
+            Handle::from_fd(std::fs::File::open(&tmp).unwrap().into()).unwrap(),
+        ),
     ];
     for (kind, handle) in handles {
         let entry = name(kind.as_str());
@@ -219,13 +252,17 @@ pub fn file_content_and_offset_survive_the_round_trip(d: Arc<dyn Device>) {
     d.create_box(&b).unwrap();
     let mut file = std::fs::File::from(memfd("0123456789").into_fd());
     file.seek(SeekFrom::Start(4)).unwrap();
-    d.put(&b, &name("f"), Handle::from_fd(file.into()).unwrap()).unwrap();
+    d.put(&b, &name("f"), Handle::from_fd(file.into()).unwrap())
+        .unwrap();
     d.seal(&b).unwrap();
     d.unseal(&b).unwrap();
     let mut file = std::fs::File::from(d.get(&b, &name("f")).unwrap().into_fd());
     let mut rest = String::new();
     file.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "456789", "the file position is the open file's, and travels with it");
+    assert_eq!(
+        rest, "456789",
+        "the file position is the open file's, and travels with it"
+    );
 }
 
 pub fn ten_thousand_cycles_leak_no_fd(d: Arc<dyn Device>) {
@@ -263,24 +300,46 @@ pub fn bad_names_are_refused_before_the_device(d: Arc<dyn Device>) {
         assert_eq!(code(g.delete_box(bad)), expected, "delete {bad:?}");
     }
     let b = g.create_box("pbox").unwrap();
-    for (bad, expected) in [("", ErrorCode::InvalidName), (long.as_str(), ErrorCode::NameTooLong), ("a/b", ErrorCode::InvalidName), ("a\0", ErrorCode::InvalidName)] {
+    for (bad, expected) in [
+        ("", ErrorCode::InvalidName),
+        (long.as_str(), ErrorCode::NameTooLong),
+        ("a/b", ErrorCode::InvalidName),
+        ("a\0", ErrorCode::InvalidName),
+    ] {
         let refused = g.put(&b, bad, memfd("kept")).unwrap_err();
         assert_eq!(refused.error.code(), expected, "put {bad:?}");
         assert_eq!(content(refused.handle), "kept");
         assert_eq!(code(g.get(&b, bad)), expected, "get {bad:?}");
     }
     assert!(d.entries(&b).unwrap().is_empty());
-    assert_eq!(d.boxes().unwrap().len(), 1, "no bad name reached the device");
+    assert_eq!(
+        d.boxes().unwrap().len(),
+        1,
+        "no bad name reached the device"
+    );
 }
 
 pub fn ungranted_boxes_are_denied_whether_or_not_they_exist(d: Arc<dyn Device>) {
     d.create_box(&name("secret")).unwrap();
-    d.put(&name("secret"), &name("key"), memfd("secret")).unwrap();
+    d.put(&name("secret"), &name("key"), memfd("secret"))
+        .unwrap();
     let g = guest(&d, &[Grant::one_box(name("mine"))]);
     for other in ["secret", "nonexistent"] {
-        assert_eq!(code(g.open_box(other)), ErrorCode::AccessDenied, "open {other}");
-        assert_eq!(code(g.create_box(other)), ErrorCode::AccessDenied, "create {other}");
-        assert_eq!(code(g.delete_box(other)), ErrorCode::AccessDenied, "delete {other}");
+        assert_eq!(
+            code(g.open_box(other)),
+            ErrorCode::AccessDenied,
+            "open {other}"
+        );
+        assert_eq!(
+            code(g.create_box(other)),
+            ErrorCode::AccessDenied,
+            "create {other}"
+        );
+        assert_eq!(
+            code(g.delete_box(other)),
+            ErrorCode::AccessDenied,
+            "delete {other}"
+        );
         let b = name(other);
         assert_eq!(code(g.get(&b, "key")), ErrorCode::AccessDenied);
         assert_eq!(code(g.entries(&b)), ErrorCode::AccessDenied);
@@ -291,11 +350,21 @@ pub fn ungranted_boxes_are_denied_whether_or_not_they_exist(d: Arc<dyn Device>) 
         assert_eq!(refused.error.code(), ErrorCode::AccessDenied);
         assert_eq!(content(refused.handle), "mine");
     }
-    assert!(g.list_boxes().unwrap().is_empty(), "ungranted boxes are not listed");
-    assert_eq!(code(g.open_box("mine")), ErrorCode::NotFound, "a granted box may be missing");
+    assert!(
+        g.list_boxes().unwrap().is_empty(),
+        "ungranted boxes are not listed"
+    );
+    assert_eq!(
+        code(g.open_box("mine")),
+        ErrorCode::NotFound,
+        "a granted box may be missing"
+    );
     g.create_box("mine").unwrap();
     assert_eq!(g.list_boxes().unwrap(), [name("mine")]);
-    assert_eq!(content(d.get(&name("secret"), &name("key")).unwrap()), "secret");
+    assert_eq!(
+        content(d.get(&name("secret"), &name("key")).unwrap()),
+        "secret"
+    );
 }
 
 pub fn permissions_are_checked_per_operation(d: Arc<dyn Device>) {
@@ -307,8 +376,15 @@ pub fn permissions_are_checked_per_operation(d: Arc<dyn Device>) {
     assert_eq!(code(g.create_box("ro")), ErrorCode::AccessDenied);
     assert_eq!(code(g.delete_box("ro")), ErrorCode::AccessDenied);
     assert_eq!(code(g.seal(&b)), ErrorCode::AccessDenied);
-    assert_eq!(g.put(&b, "y", memfd("y")).unwrap_err().error.code(), ErrorCode::AccessDenied);
-    assert_eq!(g.entries(&b).unwrap().len(), 1, "a visible box can be listed");
+    assert_eq!(
+        g.put(&b, "y", memfd("y")).unwrap_err().error.code(),
+        ErrorCode::AccessDenied
+    );
+    assert_eq!(
+        g.entries(&b).unwrap().len(),
+        1,
+        "a visible box can be listed"
+    );
     d.seal(&b).unwrap();
     assert!(g.is_sealed(&b).unwrap());
     g.unseal(&b).unwrap();
@@ -330,7 +406,10 @@ pub fn prefix_grants_scope_creation_and_listing(d: Arc<dyn Device>) {
 pub fn quotas_limit_boxes_and_entries(d: Arc<dyn Device>) {
     let g = FdboxCtx::builder(d.clone())
         .grant(Grant::prefix("q").unwrap())
-        .quotas(Quotas { max_boxes: 2, max_entries_per_box: 3 })
+        .quotas(Quotas {
+            max_boxes: 2,
+            max_entries_per_box: 3,
+        })
         .build();
     let b = g.create_box("q1").unwrap();
     g.create_box("q2").unwrap();
