@@ -5,14 +5,14 @@ use crate::component;
 use crate::grant_args;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use fdbox_host::{Device, Fdbox, FdboxCtx, Grant, MemoryDevice, Quotas};
+use fdbox_host::{Device, FdboxCtx, Grant, MemoryDevice, Quotas, WasiFdbox};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx};
 
 /// Arguments of `fdbox run`.
 #[derive(Args)]
@@ -93,22 +93,6 @@ fn parse_env(value: &str) -> Result<(String, String), String> {
     }
 }
 
-/// One guest instance's store data.
-struct Guest {
-    table: ResourceTable,
-    wasi: WasiCtx,
-    fdbox: FdboxCtx,
-}
-
-impl WasiView for Guest {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
 /// How one instance ended.
 enum Outcome {
     Exited(u8),
@@ -148,9 +132,8 @@ async fn run_async(args: RunArgs) -> Result<ExitCode> {
     }
     let engine = Engine::default();
     let component = component::load(&engine, &args.component)?;
-    let mut linker = Linker::<Guest>::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    fdbox_host::add_to_linker(&mut linker, |g| Fdbox::new(&g.fdbox, &mut g.table))?;
+    let mut linker = Linker::<WasiFdbox>::new(&engine);
+    WasiFdbox::add_to_linker_async(&mut linker)?;
     let name = args.component.display().to_string();
     let pre = linker
         .instantiate_pre(&component)
@@ -205,7 +188,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode> {
 }
 
 async fn run_once(
-    pre: &CommandPre<Guest>,
+    pre: &CommandPre<WasiFdbox>,
     engine: &Engine,
     args: &RunArgs,
     fdbox: FdboxCtx,
@@ -220,12 +203,7 @@ async fn run_once(
             .map_err(anyhow::Error::from)
             .with_context(|| format!("--dir {}: cannot open that directory", host.display()))?;
     }
-    let guest = Guest {
-        table: ResourceTable::new(),
-        wasi: wasi.build(),
-        fdbox,
-    };
-    let mut store = Store::new(engine, guest);
+    let mut store = Store::new(engine, WasiFdbox::new(wasi.build(), fdbox));
     let result = async {
         let command = pre.instantiate_async(&mut store).await?;
         command.wasi_cli_run().call_run(&mut store).await

@@ -1,31 +1,16 @@
 //! fdbox-host used as a library by an embedder, with the real probe guest.
 
-use fdbox_host::{Device, Fdbox, FdboxCtx, Grant, MemoryDevice, Name};
+use fdbox_host::{Device, FdboxCtx, Grant, MemoryDevice, Name, WasiFdbox};
 use std::sync::Arc;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
+use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::bindings::sync::Command;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-struct Guest {
-    table: ResourceTable,
-    wasi: WasiCtx,
-    fdbox: FdboxCtx,
-}
-
-impl WasiView for Guest {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
 
 struct Host {
     engine: Engine,
-    linker: Linker<Guest>,
+    linker: Linker<WasiFdbox>,
     probe: Component,
     fdbox: FdboxCtx,
 }
@@ -34,11 +19,7 @@ impl Host {
     fn new(device: Arc<dyn Device>) -> Self {
         let engine = Engine::default();
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
-        fdbox_host::add_to_linker(&mut linker, |g: &mut Guest| {
-            Fdbox::new(&g.fdbox, &mut g.table)
-        })
-        .unwrap();
+        WasiFdbox::add_to_linker_sync(&mut linker).unwrap();
         let probe = Component::from_file(&engine, fdbox_guest_artifacts::PROBE).unwrap();
         let fdbox = FdboxCtx::builder(device)
             .grant(Grant::one_box(Name::new("b").unwrap()))
@@ -59,12 +40,7 @@ impl Host {
             .arg("probe")
             .args(steps)
             .build();
-        let guest = Guest {
-            table: ResourceTable::new(),
-            wasi,
-            fdbox: self.fdbox.clone(),
-        };
-        let mut store = Store::new(&self.engine, guest);
+        let mut store = Store::new(&self.engine, WasiFdbox::new(wasi, self.fdbox.clone()));
         let command = Command::instantiate(&mut store, &self.probe, &self.linker).unwrap();
         command
             .wasi_cli_run()

@@ -6,31 +6,16 @@
 //! BENCHMARKS.md holds the latest one. Rounds alternate native and guest so
 //! both see the same machine noise; medians over rounds are reported.
 
-use fdbox_host::{Fdbox, FdboxCtx, Grant, Handle, MemoryDevice, Name};
+use fdbox_host::{FdboxCtx, Grant, Handle, MemoryDevice, Name, WasiFdbox};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtx;
 
 const ROUNDS: usize = 31;
 const PAIRS_PER_ROUND: u32 = 20_000;
 const BOX: &str = "bench";
-
-struct Guest {
-    table: ResourceTable,
-    wasi: WasiCtx,
-    fdbox: FdboxCtx,
-}
-
-impl WasiView for Guest {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
 
 fn native_round(ctx: &FdboxCtx, box_name: &Name, handle: &mut Option<Handle>) -> Duration {
     let start = Instant::now();
@@ -60,16 +45,13 @@ fn main() {
     let box_name = ctx.create_box(BOX).unwrap();
 
     let engine = Engine::default();
-    let mut linker = Linker::<Guest>::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
-    fdbox_host::add_to_linker(&mut linker, |g| Fdbox::new(&g.fdbox, &mut g.table)).unwrap();
+    let mut linker = Linker::<WasiFdbox>::new(&engine);
+    WasiFdbox::add_to_linker_sync(&mut linker).unwrap();
     let component = Component::from_file(&engine, fdbox_guest_artifacts::BENCH).unwrap();
-    let guest = Guest {
-        table: ResourceTable::new(),
-        wasi: WasiCtx::builder().build(),
-        fdbox: ctx.clone(),
-    };
-    let mut store = Store::new(&engine, guest);
+    let mut store = Store::new(
+        &engine,
+        WasiFdbox::new(WasiCtx::builder().build(), ctx.clone()),
+    );
     let instance = linker.instantiate(&mut store, &component).unwrap();
     let cycles = instance
         .get_typed_func::<(&str, u32), (u32,)>(&mut store, "put-get-cycles")

@@ -83,6 +83,7 @@ pub mod grant;
 mod handle;
 mod memory;
 mod name;
+mod wasi_fdbox;
 
 pub use bindings::{BoxFdRef, BoxRef};
 pub use ctx::{FdboxCtx, FdboxCtxBuilder};
@@ -92,6 +93,7 @@ pub use grant::{Grant, Grants, Permissions, Quotas};
 pub use handle::{Access, Handle, HandleKind};
 pub use memory::MemoryDevice;
 pub use name::{MAX_NAME_LEN, Name};
+pub use wasi_fdbox::WasiFdbox;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 

@@ -1,0 +1,126 @@
+//! What the command guests (`counter`, `boxed-file`, `probe`) share: the
+//! bindings for the world `fdbox:examples/command-guest`, and small helpers
+//! around `wasi:filesystem` descriptors and fdbox boxes.
+//!
+//! The bindings are generated here once, not in each guest: every guest then
+//! uses the very same `descriptor` and `box` types, and a change to the WIT
+//! or to the generation options is made in one place.
+//!
+//! A library is enough for this: wit-bindgen makes every generated interface
+//! module keep a reference to the custom section that describes the world's
+//! imports, so the section reaches the final link of each guest (and
+//! `wasm-component-ld` builds the component from it) although it is defined
+//! in this crate.
+
+mod bindings {
+    // The WIT resource `box` becomes `fdbox::fdbox::boxes::Box`. That compiles:
+    // the generated `boxes` module never needs std's `Box`, and wit-bindgen
+    // has no option to rename a single resource. So the WIT name stays, and
+    // the clash is avoided by scoping: code outside only ever writes
+    // `boxes::Box` and never imports it bare, which would shadow std's `Box`.
+    wit_bindgen::generate!({
+        world: "fdbox:examples/command-guest",
+        // The fdbox package and its WASI deps first, then the guest world that
+        // refers to them (see ../wit/guest.wit for why it is not
+        // `fdbox:fdbox/command`).
+        path: ["../../../wit", "../wit"],
+        // Generate the WASI interfaces too, so the `descriptor` that fdbox
+        // takes and returns is the very type `wasi:filesystem/types` reads and
+        // writes, and the descriptors `wasi:filesystem/preopens` hands out are
+        // ones `box.put` accepts.
+        generate_all,
+    });
+}
+
+/// The generated bindings: `fdbox::fdbox::{boxes, memory_files, types}` for
+/// fdbox, and `wasi::*` for the WASI interfaces the world imports.
+pub use bindings::{fdbox, wasi};
+
+use fdbox::fdbox::{boxes, types};
+use wasi::filesystem::preopens;
+use wasi::filesystem::types::{Descriptor, ErrorCode};
+
+/// How much [`read_up_to`] asks for in one `descriptor.read` call: a bound on
+/// the buffer the host allocates per call, not on what can be read.
+const READ_CHUNK: u64 = 64 * 1024;
+
+/// Reads from `offset` until end of file: the rest of the file.
+///
+/// For a whole file, pass offset 0. `descriptor.read` reads at an explicit
+/// offset, so this leaves no position behind for later calls to depend on.
+pub fn read_to_end(fd: &Descriptor, offset: u64) -> Result<Vec<u8>, ErrorCode> {
+    read_up_to(fd, offset, u64::MAX)
+}
+
+/// Reads up to `len` bytes from `offset`, fewer only if the file ends first.
+///
+/// `descriptor.read` may return fewer bytes than asked without being at end
+/// of file, so a single call is not enough; this keeps reading until it has
+/// `len` bytes, the read reports end of file, or it returns nothing (which
+/// would otherwise loop forever).
+pub fn read_up_to(fd: &Descriptor, offset: u64, len: u64) -> Result<Vec<u8>, ErrorCode> {
+    let mut content = Vec::new();
+    loop {
+        let done = content.len() as u64;
+        if done >= len {
+            return Ok(content);
+        }
+        let (chunk, eof) = fd.read((len - done).min(READ_CHUNK), offset + done)?;
+        content.extend_from_slice(&chunk);
+        if eof || chunk.is_empty() {
+            return Ok(content);
+        }
+    }
+}
+
+/// Writes all of `buf` at `offset`.
+///
+/// `descriptor.write` may write less than asked; this keeps going from where
+/// the last write stopped until all of `buf` is written.
+pub fn write_all(fd: &Descriptor, mut buf: &[u8], mut offset: u64) -> Result<(), ErrorCode> {
+    while !buf.is_empty() {
+        let n = fd.write(buf, offset)?;
+        buf = &buf[n as usize..];
+        offset += n;
+    }
+    Ok(())
+}
+
+/// The directory the host preopened at the guest path `path` (for example
+/// `/data` with `fdbox run --dir HOST_DIR::/data`), or `None` if it did not.
+///
+/// The guests report a missing preopen each in their own way, so this does
+/// not make an error of it.
+pub fn preopen(path: &str) -> Option<Descriptor> {
+    preopens::get_directories()
+        .into_iter()
+        .find_map(|(dir, guest_path)| (guest_path == path).then_some(dir))
+}
+
+/// Opens the box `name`, creating it if it does not exist yet.
+///
+/// A guest that checkpoints into a box needs the same box on its first run
+/// (none yet) and after a restart (one left by the earlier instance).
+pub fn open_or_create(name: &str) -> Result<boxes::Box, OpenOrCreateError> {
+    match boxes::Box::open(name) {
+        Err(types::ErrorCode::NotFound) => {
+            boxes::Box::create(name).map_err(|code| OpenOrCreateError {
+                op: "create box",
+                code,
+            })
+        }
+        other => other.map_err(|code| OpenOrCreateError {
+            op: "open box",
+            code,
+        }),
+    }
+}
+
+/// Why [`open_or_create`] failed: which call did, and with what code.
+#[derive(Debug)]
+pub struct OpenOrCreateError {
+    /// The call that failed: `"open box"` or `"create box"`.
+    pub op: &'static str,
+    /// The error code it failed with.
+    pub code: types::ErrorCode,
+}
