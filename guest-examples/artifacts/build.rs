@@ -135,13 +135,16 @@ fn main() {
     fs::write(out_dir.join("artifacts.rs"), artifacts).unwrap();
 }
 
-/// Rebuild when a guest's source, the guest workspace or the fdbox WIT
-/// changes (cargo scans directories recursively).
+/// Rebuild when a guest's source, the guests' shared library, the guest
+/// workspace or the fdbox WIT changes (cargo scans directories recursively).
 fn rerun_if_changed(guests: &Path, repo: &Path) {
     let mut paths = vec![
         guests.join("Cargo.toml"),
         guests.join("Cargo.lock"),
         guests.join("wit"),
+        // Not a guest itself (no component of its own), but compiled into
+        // the command guests: their bindings and descriptor helpers.
+        guests.join("fdbox-guest"),
         repo.join("wit"),
     ];
     paths.extend(GUESTS.iter().map(|(_, name, _)| guests.join(name)));

@@ -7,28 +7,13 @@
 //! descriptor out of the box, reads what the first one wrote and appends to
 //! it.
 
-mod bindings {
-    // The WIT resource `box` becomes `fdbox::fdbox::boxes::Box`, which would
-    // shadow std's `Box` if imported bare; this file always writes
-    // `boxes::Box` instead (wit-bindgen cannot rename one resource, and the
-    // WIT name is worth keeping). See ../wit/guest.wit for the world.
-    wit_bindgen::generate!({
-        world: "fdbox:examples/command-guest",
-        path: ["../../../wit", "../wit"],
-        // WASI bindings from the same generation: the descriptors that
-        // `wasi:filesystem/preopens` hands out are then the type `box.put`
-        // accepts.
-        generate_all,
-    });
-}
-
 use std::process::ExitCode;
 
-use bindings::fdbox::fdbox::{boxes, types};
-use bindings::wasi::filesystem::preopens;
-use bindings::wasi::filesystem::types::{
-    self as fs, Descriptor, DescriptorFlags, OpenFlags, PathFlags,
-};
+// `boxes::Box` is never imported bare: it would shadow std's `Box` (see
+// fdbox-guest).
+use fdbox_guest::fdbox::fdbox::boxes;
+use fdbox_guest::wasi::filesystem::types::{Descriptor, DescriptorFlags, OpenFlags, PathFlags};
+use fdbox_guest::{open_or_create, preopen, read_to_end, write_all};
 
 const BOX: &str = "files";
 const ENTRY: &str = "notes";
@@ -46,11 +31,8 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), String> {
-    let bx = match boxes::Box::open(BOX) {
-        Err(types::ErrorCode::NotFound) => boxes::Box::create(BOX),
-        other => other,
-    }
-    .map_err(|code| format!("open box {BOX}: {}", code.name()))?;
+    // Whether opening or creating it failed, the message is the same.
+    let bx = open_or_create(BOX).map_err(|e| format!("open box {BOX}: {}", e.code.name()))?;
 
     // A sealed box means an earlier instance got as far as its checkpoint.
     let sealed = bx
@@ -64,7 +46,7 @@ fn run() -> Result<(), String> {
 }
 
 fn first_instance(bx: &boxes::Box) -> Result<(), String> {
-    let data = preopen(PREOPEN)?;
+    let data = data_dir()?;
     let notes = data
         .open_at(
             PathFlags::empty(),
@@ -91,7 +73,7 @@ fn second_instance(bx: &boxes::Box) -> Result<(), String> {
         .get(ENTRY)
         .map_err(|code| format!("get {ENTRY}: {}", code.name()))?;
 
-    let content = read_all(&notes).map_err(|code| format!("read: {}", code.name()))?;
+    let content = read_to_end(&notes, 0).map_err(|code| format!("read: {}", code.name()))?;
     // One line of output however the file ends; the final newline is the
     // file's, not part of the message.
     let text = String::from_utf8_lossy(&content);
@@ -104,32 +86,10 @@ fn second_instance(bx: &boxes::Box) -> Result<(), String> {
     Ok(())
 }
 
-/// The directory the host preopened at `path` (`fdbox run --dir HOST::/data`).
-fn preopen(path: &str) -> Result<Descriptor, String> {
-    preopens::get_directories()
-        .into_iter()
-        .find_map(|(dir, guest_path)| (guest_path == path).then_some(dir))
-        .ok_or_else(|| format!("no preopened directory {path} (run with --dir HOST_DIR::{path})"))
-}
-
-/// The whole file, read from offset 0 until end of file.
-fn read_all(fd: &Descriptor) -> Result<Vec<u8>, fs::ErrorCode> {
-    let mut content = Vec::new();
-    loop {
-        let (chunk, eof) = fd.read(64 * 1024, content.len() as u64)?;
-        content.extend_from_slice(&chunk);
-        if eof || chunk.is_empty() {
-            return Ok(content);
-        }
-    }
-}
-
-/// `descriptor.write` may write less than asked; keep going until all is.
-fn write_all(fd: &Descriptor, mut buf: &[u8], mut offset: u64) -> Result<(), fs::ErrorCode> {
-    while !buf.is_empty() {
-        let n = fd.write(buf, offset)?;
-        buf = &buf[n as usize..];
-        offset += n;
-    }
-    Ok(())
+/// The directory the host preopened at [`PREOPEN`]
+/// (`fdbox run --dir HOST::/data`).
+fn data_dir() -> Result<Descriptor, String> {
+    preopen(PREOPEN).ok_or_else(|| {
+        format!("no preopened directory {PREOPEN} (run with --dir HOST_DIR::{PREOPEN})")
+    })
 }

@@ -10,29 +10,11 @@
 //!
 //! Without `--until` it does one step and exits, so every run adds one.
 
-mod bindings {
-    // The WIT resource `box` becomes `fdbox::fdbox::boxes::Box`. That compiles:
-    // the generated `boxes` module never needs std's `Box`, and wit-bindgen
-    // has no option to rename a single resource. So the WIT name stays, and
-    // the clash is avoided by scoping: code outside only ever writes
-    // `boxes::Box` and never imports it bare, which would shadow std's `Box`.
-    wit_bindgen::generate!({
-        world: "fdbox:examples/command-guest",
-        // The fdbox package and its WASI deps first, then the guest world that
-        // refers to them (see ../wit/guest.wit for why it is not
-        // `fdbox:fdbox/command`).
-        path: ["../../../wit", "../wit"],
-        // Generate the WASI interfaces too, so the `descriptor` that fdbox
-        // takes and returns is the very type `wasi:filesystem/types` reads and
-        // writes.
-        generate_all,
-    });
-}
-
 use std::process::ExitCode;
 
-use bindings::fdbox::fdbox::{boxes, memory_files, types};
-use bindings::wasi::filesystem::types::{self as fs, Descriptor};
+use fdbox_guest::fdbox::fdbox::{memory_files, types};
+use fdbox_guest::wasi::filesystem::types::{self as fs, Descriptor};
+use fdbox_guest::{open_or_create, read_up_to, write_all};
 
 /// The entry of the box that holds the memory file with the count.
 const STATE: &str = "state";
@@ -79,7 +61,8 @@ fn main() -> ExitCode {
 
 /// One checkpointed increment; returns the new count.
 fn step(box_name: &str) -> Result<u64, Failure> {
-    let bx = open_or_create(box_name)?;
+    // `e.op` tells "open box" from "create box" failures.
+    let bx = open_or_create(box_name).map_err(|e| Failure::new(e.op, e.code.name()))?;
     if bx.is_sealed().or_fail("is-sealed")? {
         bx.unseal().or_fail("unseal")?;
     }
@@ -95,7 +78,7 @@ fn step(box_name: &str) -> Result<u64, Failure> {
     };
 
     let count = read_count(&state)? + 1;
-    write_all(&state, &count.to_le_bytes()).or_fail("write state")?;
+    write_all(&state, &count.to_le_bytes(), 0).or_fail("write state")?;
 
     bx.put(STATE, state)
         .map_err(|refused| Failure::new("put state", refused.code.name()))?;
@@ -103,38 +86,11 @@ fn step(box_name: &str) -> Result<u64, Failure> {
     Ok(count)
 }
 
-fn open_or_create(name: &str) -> Result<boxes::Box, Failure> {
-    match boxes::Box::open(name) {
-        Err(types::ErrorCode::NotFound) => boxes::Box::create(name).or_fail("create box"),
-        other => other.or_fail("open box"),
-    }
-}
-
 /// The little-endian `u64` at offset 0, or 0 while the file is still short
 /// of one (a new memory file is empty).
 fn read_count(fd: &Descriptor) -> Result<u64, Failure> {
-    let mut bytes = Vec::with_capacity(8);
-    while bytes.len() < 8 {
-        let (chunk, eof) = fd
-            .read(8 - bytes.len() as u64, bytes.len() as u64)
-            .or_fail("read state")?;
-        bytes.extend_from_slice(&chunk);
-        if eof || chunk.is_empty() {
-            break;
-        }
-    }
+    let bytes = read_up_to(fd, 0, 8).or_fail("read state")?;
     Ok(bytes.try_into().map(u64::from_le_bytes).unwrap_or(0))
-}
-
-/// `descriptor.write` may write less than asked; keep going until all is.
-fn write_all(fd: &Descriptor, mut buf: &[u8]) -> Result<(), fs::ErrorCode> {
-    let mut offset = 0;
-    while !buf.is_empty() {
-        let n = fd.write(buf, offset)?;
-        buf = &buf[n as usize..];
-        offset += n;
-    }
-    Ok(())
 }
 
 /// Command-line options.

@@ -40,26 +40,14 @@
 //! refusal's code. Newlines in `get` content are printed as `\n` to keep
 //! the one-line-per-step rule.
 
-mod bindings {
-    // The WIT resource `box` becomes `fdbox::fdbox::boxes::Box`, which would
-    // shadow std's `Box` if imported bare; this file always writes
-    // `boxes::Box` instead (wit-bindgen cannot rename one resource, and the
-    // WIT name is worth keeping). See ../wit/guest.wit for the world.
-    wit_bindgen::generate!({
-        world: "fdbox:examples/command-guest",
-        path: ["../../../wit", "../wit"],
-        // WASI bindings from the same generation: preopened directories and
-        // memory files are then the `descriptor` type `box.put` accepts.
-        generate_all,
-    });
-}
-
-use bindings::fdbox::fdbox::{boxes, memory_files, types};
-use bindings::wasi::cli::exit;
-use bindings::wasi::filesystem::preopens;
-use bindings::wasi::filesystem::types::{
+// `boxes::Box` is never imported bare: it would shadow std's `Box` (see
+// fdbox-guest).
+use fdbox_guest::fdbox::fdbox::{boxes, memory_files, types};
+use fdbox_guest::wasi::cli::exit;
+use fdbox_guest::wasi::filesystem::types::{
     self as fs, Descriptor, DescriptorFlags, DescriptorType, OpenFlags, PathFlags,
 };
+use fdbox_guest::{read_to_end, write_all};
 
 /// The preopened directory `put-file` and `put-dir` work in.
 const PREOPEN: &str = "/data";
@@ -156,9 +144,11 @@ fn kind_name(kind: types::HandleKind) -> &'static str {
 fn put_memfd(box_name: &str, entry: &str, text: &str) -> Result<(), Code> {
     let bx = boxes::Box::open(box_name)?;
     let fd = memory_files::create(entry)?;
-    write_all(&fd, text.as_bytes())?;
+    write_all(&fd, text.as_bytes(), 0)?;
     // Writing again proves the refused handle is still a working memory file.
-    put(&bx, entry, fd, |fd| write_all(fd, text.as_bytes()).is_ok())
+    put(&bx, entry, fd, |fd| {
+        write_all(fd, text.as_bytes(), 0).is_ok()
+    })
 }
 
 fn put_file(box_name: &str, entry: &str, path: &str) -> Result<(), Code> {
@@ -206,7 +196,7 @@ fn get(box_name: &str, entry: &str) -> Outcome {
         names.sort();
         return Ok(Some(format!("dir:{}", names.join(","))));
     }
-    let content = read_all(&fd)?;
+    let content = read_to_end(&fd, 0)?;
     Ok(Some(String::from_utf8_lossy(&content).replace('\n', "\\n")))
 }
 
@@ -224,7 +214,7 @@ fn cycles(box_name: &str, n: u32) -> Outcome {
 fn write_file(box_name: &str, entry: &str, text: &str) -> Result<(), Code> {
     let bx = boxes::Box::open(box_name)?;
     let fd = bx.get(entry)?;
-    let written = write_all(&fd, text.as_bytes());
+    let written = write_all(&fd, text.as_bytes(), 0);
     // Put the handle back even when the write failed: dropping it would
     // close it and lose the entry.
     bx.put(entry, fd)
@@ -232,37 +222,11 @@ fn write_file(box_name: &str, entry: &str, text: &str) -> Result<(), Code> {
     Ok(written?)
 }
 
+/// The directory the host preopened at [`PREOPEN`].
 fn preopen() -> Result<Descriptor, Code> {
-    preopens::get_directories()
-        .into_iter()
-        .find_map(|(dir, path)| (path == PREOPEN).then_some(dir))
-        .ok_or(Code("no-preopen"))
+    fdbox_guest::preopen(PREOPEN).ok_or(Code("no-preopen"))
 }
 
 fn parse<T: std::str::FromStr>(word: &str) -> Result<T, Code> {
     word.parse().map_err(|_| Code("invalid-number"))
-}
-
-/// The whole file, read from offset 0 until end of file.
-fn read_all(fd: &Descriptor) -> Result<Vec<u8>, fs::ErrorCode> {
-    let mut content = Vec::new();
-    loop {
-        let (chunk, eof) = fd.read(64 * 1024, content.len() as u64)?;
-        content.extend_from_slice(&chunk);
-        if eof || chunk.is_empty() {
-            return Ok(content);
-        }
-    }
-}
-
-/// Writes all of `buf` at offset 0; `descriptor.write` may write less than
-/// asked.
-fn write_all(fd: &Descriptor, mut buf: &[u8]) -> Result<(), fs::ErrorCode> {
-    let mut offset = 0;
-    while !buf.is_empty() {
-        let n = fd.write(buf, offset)?;
-        buf = &buf[n as usize..];
-        offset += n;
-    }
-    Ok(())
 }
