@@ -166,7 +166,11 @@ async fn run_async(args: RunArgs) -> Result<ExitCode> {
             Restart::Always => true,
         };
         match &outcome {
-            Outcome::Trapped(trap) => tracing::warn!("guest trapped: {trap:#}"),
+            Outcome::Trapped(trap) => {
+                // The cause on one line; the wasm backtrace for those who ask.
+                tracing::warn!("guest trapped: {}", trap.root_cause());
+                tracing::debug!("{trap:?}");
+            }
             Outcome::Exited(code) if *code != 0 => tracing::warn!("guest exited with code {code}"),
             Outcome::Exited(_) => {}
         }
