@@ -34,7 +34,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    // `cargo test --benches` runs this once with `--bench` absent: keep it short.
+    // `cargo test --benches` runs this without `--bench`: one round only.
     let quick = !std::env::args().any(|a| a == "--bench");
     let rounds = if quick { 1 } else { ROUNDS };
 
@@ -73,6 +73,13 @@ fn main() {
         guest.push(start.elapsed().as_nanos() as f64 / PAIRS_PER_ROUND as f64);
     }
     let (n, g) = (median(native), median(guest));
+    if quick {
+        // `cargo test --benches`: an unoptimized smoke run, not a measurement.
+        println!(
+            "put_get: both paths ran {PAIRS_PER_ROUND} put+get pairs; measure with `cargo bench -p fdbox-host --bench put_get`"
+        );
+        return;
+    }
     println!("| path | ns per put+get pair (median of {rounds} rounds x {PAIRS_PER_ROUND}) |");
     println!("|---|---|");
     println!("| native Rust, `FdboxCtx` on `MemoryDevice` | {n:.0} |");
