@@ -34,6 +34,15 @@ pub struct Refused {
     pub handle: Handle,
 }
 
+/// A refused batch put: why, and every handle, returned to the caller.
+#[derive(Debug)]
+pub struct RefusedBatch {
+    /// Why the batch was refused.
+    pub error: Error,
+    /// The entries that were offered, in the order they were offered.
+    pub entries: Vec<(Name, Handle)>,
+}
+
 /// A store of named boxes of fds, with the FDBox semantics.
 ///
 /// Implementations are shared by every guest of a host (`Send + Sync`) and
@@ -49,6 +58,7 @@ pub struct Refused {
 /// - `put` moves the handle in and `get` moves it out (take-once); a refused
 ///   `put` hands the handle back in [`Refused`], and a failed call never loses
 ///   or leaks an fd already in a box;
+/// - batches (`put_many`, `get_many`) apply all or nothing;
 /// - deleting a box, sealed or not, releases its handles.
 pub trait Device: Send + Sync {
     /// Create an empty, unsealed box.
@@ -60,9 +70,30 @@ pub trait Device: Send + Sync {
     /// One box.
     fn status(&self, name: &Name) -> Result<BoxStatus, Error>;
     /// Move `handle` into `box_name` under `entry`.
-    fn put(&self, box_name: &Name, entry: &Name, handle: Handle) -> Result<(), Refused>;
+    fn put(&self, box_name: &Name, entry: &Name, handle: Handle) -> Result<(), Refused> {
+        self.put_many(box_name, vec![(entry.clone(), handle)])
+            .map_err(|mut refused| Refused {
+                error: refused.error,
+                handle: refused
+                    .entries
+                    .pop()
+                    .expect("a refused batch returns its handles")
+                    .1,
+            })
+    }
     /// Move the handle named `entry` out of `box_name`.
-    fn get(&self, box_name: &Name, entry: &Name) -> Result<Handle, Error>;
+    fn get(&self, box_name: &Name, entry: &Name) -> Result<Handle, Error> {
+        let mut handles = self.get_many(box_name, std::slice::from_ref(entry))?;
+        Ok(handles
+            .pop()
+            .expect("a batch get returns one handle per name"))
+    }
+    /// Move every handle into `box_name` under its name, all or nothing: a
+    /// name taken in the box, or twice in the batch, refuses the whole batch.
+    fn put_many(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Result<(), RefusedBatch>;
+    /// Move the handles named `entries` out of `box_name`, in that order, all
+    /// or nothing.
+    fn get_many(&self, box_name: &Name, entries: &[Name]) -> Result<Vec<Handle>, Error>;
     /// The entries of a box, in name order.
     fn entries(&self, box_name: &Name) -> Result<Vec<EntryInfo>, Error>;
     /// Seal a box.

@@ -114,6 +114,14 @@ pub enum Error {
     /// The device failed.
     #[error("fdbox device unavailable: {0}")]
     Device(#[source] io::Error),
+    /// A device in another process (the holder daemon) refused, and said why.
+    #[error("{message}")]
+    Remote {
+        /// The refusal's code.
+        code: ErrorCode,
+        /// The holder's own description.
+        message: String,
+    },
 }
 
 impl Error {
@@ -131,6 +139,7 @@ impl Error {
             Error::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             Error::Device(e) if is_fd_exhaustion(e) => ErrorCode::QuotaExceeded,
             Error::Device(_) => ErrorCode::DeviceUnavailable,
+            Error::Remote { code, .. } => *code,
         }
     }
 }

@@ -76,6 +76,7 @@
 
 mod bindings;
 mod ctx;
+pub mod daemon;
 mod descriptor_kinds;
 pub mod device;
 mod error;

@@ -1,6 +1,6 @@
 //! The in-process device: boxes owned by the host process itself.
 
-use crate::device::{BoxStatus, Device, EntryInfo, Refused};
+use crate::device::{BoxStatus, Device, EntryInfo, Refused, RefusedBatch};
 use crate::{Error, Handle, HandleKind, Name};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -59,6 +59,37 @@ impl MemoryDevice {
     }
 }
 
+/// The first name of `batch` already in `entries` or repeated in the batch.
+fn first_taken(entries: &BTreeMap<Name, Handle>, batch: &[(Name, Handle)]) -> Option<Name> {
+    let mut seen = std::collections::HashSet::with_capacity(batch.len());
+    batch
+        .iter()
+        .find(|(name, _)| entries.contains_key(name) || !seen.insert(name))
+        .map(|(name, _)| name.clone())
+}
+
+impl MemoryDevice {
+    /// Put entries back into a box whatever its seal, for a holder that took
+    /// them out on a peer's behalf and must undo it (the peer vanished before
+    /// it had them). Entries whose names were taken meanwhile, or whose box
+    /// is gone, are returned.
+    pub fn restore(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Vec<(Name, Handle)> {
+        let mut boxes = self.lock();
+        let Some(b) = boxes.get_mut(box_name) else {
+            return entries;
+        };
+        let mut lost = Vec::new();
+        for (name, handle) in entries {
+            if b.entries.contains_key(&name) {
+                lost.push((name, handle));
+            } else {
+                b.entries.insert(name, handle);
+            }
+        }
+        lost
+    }
+}
+
 impl Device for MemoryDevice {
     fn create_box(&self, name: &Name) -> Result<(), Error> {
         let mut boxes = self.lock();
@@ -101,6 +132,54 @@ impl Device for MemoryDevice {
             }
         };
         Err(Refused { error, handle })
+    }
+
+    fn put_many(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Result<(), RefusedBatch> {
+        let mut boxes = self.lock();
+        let checked = match boxes.get_mut(box_name) {
+            None => Err(Error::NoSuchBox(box_name.clone())),
+            Some(b) if b.sealed => Err(Error::BoxSealed(box_name.clone())),
+            Some(b) => first_taken(&b.entries, &entries).map_or(Ok(b), |entry| {
+                Err(Error::EntryExists {
+                    box_name: box_name.clone(),
+                    entry,
+                })
+            }),
+        };
+        match checked {
+            Ok(b) => {
+                b.entries.extend(entries);
+                Ok(())
+            }
+            Err(error) => Err(RefusedBatch { error, entries }),
+        }
+    }
+
+    fn get_many(&self, box_name: &Name, names: &[Name]) -> Result<Vec<Handle>, Error> {
+        self.with_box(box_name, |b| {
+            if b.sealed {
+                return Err(Error::BoxSealed(box_name.clone()));
+            }
+            if let Some(missing) = names.iter().find(|n| !b.entries.contains_key(*n)) {
+                return Err(Error::NoSuchEntry {
+                    box_name: box_name.clone(),
+                    entry: missing.clone(),
+                });
+            }
+            // Names are unique in the box, so a name asked twice is missing
+            // the second time: check before taking anything.
+            let mut seen = std::collections::HashSet::with_capacity(names.len());
+            if let Some(twice) = names.iter().find(|n| !seen.insert(*n)) {
+                return Err(Error::NoSuchEntry {
+                    box_name: box_name.clone(),
+                    entry: twice.clone(),
+                });
+            }
+            Ok(names
+                .iter()
+                .map(|n| b.entries.remove(n).expect("checked above"))
+                .collect())
+        })
     }
 
     fn get(&self, box_name: &Name, entry: &Name) -> Result<Handle, Error> {

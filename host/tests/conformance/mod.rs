@@ -31,6 +31,9 @@ macro_rules! conformance_suite {
             prefix_grants_scope_creation_and_listing,
             quotas_limit_boxes_and_entries,
             concurrent_puts_all_land,
+            batch_puts_are_all_or_nothing,
+            batch_gets_are_all_or_nothing,
+            batches_larger_than_one_message_move_whole,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -438,6 +441,97 @@ pub fn concurrent_puts_all_land(d: Arc<dyn Device>) {
         }
     });
     assert_eq!(d.status(&b).unwrap().entries, 400);
+}
+
+pub fn batch_puts_are_all_or_nothing(d: Arc<dyn Device>) {
+    let b = name("box");
+    d.create_box(&b).unwrap();
+    d.put(&b, &name("taken"), memfd("old")).unwrap();
+    for clash in ["taken", "a"] {
+        let batch = vec![
+            (name("a"), memfd("a")),
+            (name("b"), memfd("b")),
+            (name(clash), memfd("c")),
+        ];
+        let refused = d.put_many(&b, batch).unwrap_err();
+        assert_eq!(
+            refused.error.code(),
+            ErrorCode::AlreadyExists,
+            "clash with {clash}"
+        );
+        let back: Vec<_> = refused
+            .entries
+            .into_iter()
+            .map(|(n, h)| (n.to_string(), content(h)))
+            .collect();
+        assert_eq!(
+            back,
+            [
+                ("a".into(), "a".into()),
+                ("b".into(), "b".into()),
+                (clash.to_string(), "c".into())
+            ]
+        );
+        assert_eq!(
+            d.entries(&b).unwrap().len(),
+            1,
+            "nothing of a refused batch landed"
+        );
+    }
+    d.put_many(&b, vec![(name("a"), memfd("a")), (name("b"), memfd("b"))])
+        .unwrap();
+    assert_eq!(d.status(&b).unwrap().entries, 3);
+}
+
+pub fn batch_gets_are_all_or_nothing(d: Arc<dyn Device>) {
+    let b = name("box");
+    d.create_box(&b).unwrap();
+    d.put_many(&b, vec![(name("a"), memfd("a")), (name("b"), memfd("b"))])
+        .unwrap();
+    assert_eq!(
+        code(d.get_many(&b, &[name("a"), name("missing")])),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        code(d.get_many(&b, &[name("a"), name("a")])),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        d.status(&b).unwrap().entries,
+        2,
+        "a failed batch took nothing"
+    );
+    let got: Vec<_> = d
+        .get_many(&b, &[name("b"), name("a")])
+        .unwrap()
+        .into_iter()
+        .map(content)
+        .collect();
+    assert_eq!(got, ["b", "a"], "handles come back in the order asked");
+    assert_eq!(d.status(&b).unwrap().entries, 0);
+}
+
+pub fn batches_larger_than_one_message_move_whole(d: Arc<dyn Device>) {
+    let b = name("box");
+    d.create_box(&b).unwrap();
+    let names: Vec<Name> = (0..1000).map(|i| name(&format!("fd{i:04}"))).collect();
+    let batch = names
+        .iter()
+        .map(|n| (n.clone(), memfd(n.as_str())))
+        .collect();
+    let before = open_fds();
+    d.put_many(&b, batch).unwrap();
+    assert_eq!(d.entries(&b).unwrap().len(), 1000);
+    d.seal(&b).unwrap();
+    d.unseal(&b).unwrap();
+    let handles = d.get_many(&b, &names).unwrap();
+    assert!(
+        handles
+            .into_iter()
+            .zip(&names)
+            .all(|(h, n)| content(h) == n.as_str())
+    );
+    assert!(open_fds() <= before, "every fd moved and was closed");
 }
 
 /// A fresh directory for one test.

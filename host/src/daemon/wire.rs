@@ -1,0 +1,476 @@
+//! The holder daemon's wire format: frames of UAPI-like records.
+//!
+//! A frame is one `SOCK_SEQPACKET` message, so message boundaries are the
+//! kernel's and a frame's fds (SCM_RIGHTS) arrive with exactly that frame.
+//! All integers are little-endian.
+//!
+//! ```text
+//! frame   = op:u8 flags:u8 count:u16 arg:u32 box:name record{count} detail:str16
+//! record  = name:name kind:u8 bits:u8 value:u64
+//! name    = len:u8 bytes{len}            (0 = absent)
+//! str16   = len:u16 bytes{len}           (UTF-8, a human-readable detail)
+//! ```
+//!
+//! `op` is a request [`Op`] or, in a reply, a [`Status`]. `flags` bit 0
+//! (`MORE`) says the same batch continues in the next frame: a batch of more
+//! than [`MAX_FDS_PER_FRAME`] fds spans several frames and the daemon applies
+//! it only when the last arrives, all or nothing. `arg` is the protocol
+//! version in `HELLO` and zero elsewhere. A `PUT` or `GET` reply frame carries
+//! one fd per record, in record order; no other frame carries fds.
+//!
+//! Decoding is a pure function of the bytes and the number of fds that came
+//! with them ([`Frame::decode`]), so it is fuzzed on its own.
+
+use crate::{Access, ErrorCode, HandleKind};
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+
+/// At most this many fds travel in one message (the kernel's `SCM_MAX_FD`).
+pub const MAX_FDS_PER_FRAME: usize = 253;
+
+/// The largest frame: a full batch of the longest names, with room to spare.
+pub const MAX_FRAME_LEN: usize = 1 << 17;
+
+/// `flags` bit: the batch continues in the next frame.
+pub const MORE: u8 = 1;
+
+/// What a request asks for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Op {
+    /// Handshake: `arg` is the client's protocol version.
+    Hello = 1,
+    /// Create `box`.
+    Create = 2,
+    /// Delete `box`.
+    Delete = 3,
+    /// List every box: one record per box, `bits` 1 if sealed, `value` its
+    /// number of entries.
+    Boxes = 4,
+    /// One box, as a one-record `Boxes` reply.
+    Status = 5,
+    /// Put one fd per record into `box` (records: name, kind, access).
+    Put = 6,
+    /// Get the records' names out of `box`; the reply carries the fds.
+    Get = 7,
+    /// List the entries of `box` (records: name, kind, `value` size+1 or 0).
+    Entries = 8,
+    /// Seal `box`.
+    Seal = 9,
+    /// Unseal `box`.
+    Unseal = 10,
+    /// The client received every fd of the last `Get` reply: the daemon may
+    /// close its copies. Without it (the client vanished) they go back into
+    /// the box.
+    GetAck = 11,
+}
+
+impl Op {
+    fn from_u8(b: u8) -> Option<Op> {
+        use Op::*;
+        [
+            Hello, Create, Delete, Boxes, Status, Put, Get, Entries, Seal, Unseal, GetAck,
+        ]
+        .into_iter()
+        .find(|op| *op as u8 == b)
+    }
+
+    /// Whether a request of this op carries one fd per record.
+    pub fn carries_fds(self) -> bool {
+        self == Op::Put
+    }
+}
+
+/// How a request went: the `op` byte of a reply.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// It worked.
+    Ok,
+    /// It failed with this fdbox error.
+    Failed(ErrorCode),
+    /// The request was malformed; the daemon closes the connection.
+    ProtocolError,
+}
+
+const STATUS_OK: u8 = 0;
+const STATUS_PROTOCOL_ERROR: u8 = 0xff;
+
+impl Status {
+    fn to_u8(self) -> u8 {
+        match self {
+            Status::Ok => STATUS_OK,
+            Status::Failed(code) => {
+                1 + ErrorCode::ALL.iter().position(|c| *c == code).unwrap() as u8
+            }
+            Status::ProtocolError => STATUS_PROTOCOL_ERROR,
+        }
+    }
+
+    fn from_u8(b: u8) -> Option<Status> {
+        match b {
+            STATUS_OK => Some(Status::Ok),
+            STATUS_PROTOCOL_ERROR => Some(Status::ProtocolError),
+            n => ErrorCode::ALL
+                .get(n as usize - 1)
+                .map(|c| Status::Failed(*c)),
+        }
+    }
+}
+
+/// One record of a frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// An entry or box name (unvalidated bytes: the receiver checks).
+    pub name: Vec<u8>,
+    /// A [`HandleKind`] code, or 0.
+    pub kind: u8,
+    /// [`Access`] bits, or the sealed bit in a box listing.
+    pub bits: u8,
+    /// A size or a count.
+    pub value: u64,
+}
+
+/// The op byte of a frame: a request op or a reply status.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Head {
+    /// A request.
+    Request(Op),
+    /// A reply.
+    Reply(Status),
+}
+
+/// A decoded frame, before its meaning is checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Request op or reply status.
+    pub head: Head,
+    /// `MORE` and future flags.
+    pub flags: u8,
+    /// The version in `HELLO`, else 0.
+    pub arg: u32,
+    /// The box the request is about (empty when none).
+    pub box_name: Vec<u8>,
+    /// The records.
+    pub records: Vec<Record>,
+    /// A human-readable detail (error messages).
+    pub detail: String,
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    /// The frame ended inside a field.
+    #[error("truncated frame: {0} missing")]
+    Truncated(&'static str),
+    /// Bytes after the last field.
+    #[error("{0} bytes after the end of the frame")]
+    TrailingBytes(usize),
+    /// Unknown op or status.
+    #[error("unknown op {0}")]
+    UnknownOp(u8),
+    /// Flags this version does not know.
+    #[error("unknown flags {0:#x}")]
+    UnknownFlags(u8),
+    /// A field that must be zero was not.
+    #[error("reserved field is {0}, must be 0")]
+    Reserved(u32),
+    /// Wrong number of fds for the frame.
+    #[error("{fds} fds attached to a frame that takes {expected}")]
+    FdCount {
+        /// Attached.
+        fds: usize,
+        /// Allowed.
+        expected: usize,
+    },
+    /// More records than one frame may hold.
+    #[error("{0} records in one frame; the limit is {MAX_FDS_PER_FRAME}")]
+    TooManyRecords(usize),
+    /// The detail was not UTF-8.
+    #[error("detail is not UTF-8")]
+    BadDetail,
+}
+
+/// How the kinds travel.
+pub fn kind_code(kind: HandleKind) -> u8 {
+    match kind {
+        HandleKind::MemoryFile => 1,
+        HandleKind::File => 2,
+        HandleKind::Directory => 3,
+    }
+}
+
+/// The kind of a code, if it is one.
+pub fn kind_from_code(code: u8) -> Option<HandleKind> {
+    match code {
+        1 => Some(HandleKind::MemoryFile),
+        2 => Some(HandleKind::File),
+        3 => Some(HandleKind::Directory),
+        _ => None,
+    }
+}
+
+/// How access travels: read, write, mutate as bits 0, 1, 2.
+pub fn access_bits(a: Access) -> u8 {
+    a.read as u8 | (a.write as u8) << 1 | (a.mutate as u8) << 2
+}
+
+/// The access of bits.
+pub fn access_from_bits(b: u8) -> Access {
+    Access {
+        read: b & 1 != 0,
+        write: b & 2 != 0,
+        mutate: b & 4 != 0,
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
+        if self.bytes.len() < n {
+            return Err(WireError::Truncated(what));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
+        Ok(u16::from_le_bytes(self.take(2, what)?.try_into().unwrap()))
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
+        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
+    }
+    fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
+        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
+    }
+    fn name(&mut self, what: &'static str) -> Result<Vec<u8>, WireError> {
+        let len = self.u8(what)? as usize;
+        Ok(self.take(len, what)?.to_vec())
+    }
+}
+
+impl Frame {
+    /// A request frame.
+    pub fn request(op: Op, box_name: &str, records: Vec<Record>) -> Self {
+        Self {
+            head: Head::Request(op),
+            flags: 0,
+            arg: 0,
+            box_name: box_name.as_bytes().to_vec(),
+            records,
+            detail: String::new(),
+        }
+    }
+
+    /// A reply frame.
+    pub fn reply(status: Status, records: Vec<Record>, detail: String) -> Self {
+        Self {
+            head: Head::Reply(status),
+            flags: 0,
+            arg: 0,
+            box_name: Vec::new(),
+            records,
+            detail,
+        }
+    }
+
+    /// How many fds must come with this frame.
+    pub fn fds_expected(&self) -> usize {
+        match self.head {
+            Head::Request(op) if op.carries_fds() => self.records.len(),
+            Head::Reply(Status::Ok) => usize::MAX, // checked by the client against its request
+            _ => 0,
+        }
+    }
+
+    /// Encode into `out` (cleared first).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.push(match self.head {
+            Head::Request(op) => op as u8,
+            Head::Reply(status) => status.to_u8(),
+        });
+        out.push(self.flags);
+        out.extend_from_slice(&(self.records.len() as u16).to_le_bytes());
+        out.extend_from_slice(&self.arg.to_le_bytes());
+        push_name(out, &self.box_name);
+        for r in &self.records {
+            push_name(out, &r.name);
+            out.push(r.kind);
+            out.push(r.bits);
+            out.extend_from_slice(&r.value.to_le_bytes());
+        }
+        let detail = &self.detail.as_bytes()[..self.detail.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(detail.len() as u16).to_le_bytes());
+        out.extend_from_slice(detail);
+    }
+
+    /// Decode a request frame that arrived with `fds` fds.
+    pub fn decode_request(bytes: &[u8], fds: usize) -> Result<Frame, WireError> {
+        let frame = Self::decode(bytes, true)?;
+        let expected = frame.fds_expected();
+        if fds != expected {
+            return Err(WireError::FdCount { fds, expected });
+        }
+        Ok(frame)
+    }
+
+    /// Decode a reply frame.
+    pub fn decode_reply(bytes: &[u8]) -> Result<Frame, WireError> {
+        Self::decode(bytes, false)
+    }
+
+    fn decode(bytes: &[u8], request: bool) -> Result<Frame, WireError> {
+        let mut r = Reader { bytes };
+        let op = r.u8("op")?;
+        let head = if request {
+            Head::Request(Op::from_u8(op).ok_or(WireError::UnknownOp(op))?)
+        } else {
+            Head::Reply(Status::from_u8(op).ok_or(WireError::UnknownOp(op))?)
+        };
+        let flags = r.u8("flags")?;
+        if flags & !MORE != 0 {
+            return Err(WireError::UnknownFlags(flags));
+        }
+        let count = r.u16("record count")? as usize;
+        if count > MAX_FDS_PER_FRAME && request {
+            return Err(WireError::TooManyRecords(count));
+        }
+        let arg = r.u32("arg")?;
+        if arg != 0 && head != Head::Request(Op::Hello) {
+            return Err(WireError::Reserved(arg));
+        }
+        let box_name = r.name("box name")?;
+        let mut records = Vec::with_capacity(count.min(MAX_FDS_PER_FRAME));
+        for _ in 0..count {
+            records.push(Record {
+                name: r.name("record name")?,
+                kind: r.u8("record kind")?,
+                bits: r.u8("record bits")?,
+                value: r.u64("record value")?,
+            });
+        }
+        let len = r.u16("detail length")? as usize;
+        let detail =
+            String::from_utf8(r.take(len, "detail")?.to_vec()).map_err(|_| WireError::BadDetail)?;
+        if !r.bytes.is_empty() {
+            return Err(WireError::TrailingBytes(r.bytes.len()));
+        }
+        Ok(Frame {
+            head,
+            flags,
+            arg,
+            box_name,
+            records,
+            detail,
+        })
+    }
+}
+
+fn push_name(out: &mut Vec<u8>, name: &[u8]) {
+    // Longer names are refused by `Name` before they get here; a hostile
+    // peer's are cut, and then fail the receiver's checks.
+    let name = &name[..name.len().min(255)];
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Frame {
+        Frame::request(
+            Op::Put,
+            "box",
+            vec![Record {
+                name: b"a".to_vec(),
+                kind: 1,
+                bits: 7,
+                value: 0,
+            }],
+        )
+    }
+
+    #[test]
+    fn round_trips() {
+        let mut bytes = Vec::new();
+        let frame = sample();
+        frame.encode(&mut bytes);
+        assert_eq!(Frame::decode_request(&bytes, 1).unwrap(), frame);
+        let reply = Frame::reply(
+            Status::Failed(ErrorCode::BoxSealed),
+            vec![],
+            "sealed".into(),
+        );
+        reply.encode(&mut bytes);
+        assert_eq!(Frame::decode_reply(&bytes).unwrap(), reply);
+    }
+
+    #[test]
+    fn every_prefix_of_a_frame_is_truncated() {
+        let mut bytes = Vec::new();
+        sample().encode(&mut bytes);
+        for len in 0..bytes.len() {
+            assert!(
+                matches!(
+                    Frame::decode_request(&bytes[..len], 1),
+                    Err(WireError::Truncated(_))
+                ),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_named() {
+        let mut bytes = Vec::new();
+        sample().encode(&mut bytes);
+        assert_eq!(
+            Frame::decode_request(&bytes, 0),
+            Err(WireError::FdCount {
+                fds: 0,
+                expected: 1
+            })
+        );
+        let mut unknown = bytes.clone();
+        unknown[0] = 99;
+        assert_eq!(
+            Frame::decode_request(&unknown, 1),
+            Err(WireError::UnknownOp(99))
+        );
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(
+            Frame::decode_request(&trailing, 1),
+            Err(WireError::TrailingBytes(1))
+        );
+        let mut too_many = bytes.clone();
+        too_many[2..4].copy_from_slice(&300u16.to_le_bytes());
+        assert_eq!(
+            Frame::decode_request(&too_many, 1),
+            Err(WireError::TooManyRecords(300))
+        );
+        let mut get = Frame::request(Op::Get, "b", vec![Record::default()]);
+        get.encode(&mut bytes);
+        assert_eq!(
+            Frame::decode_request(&bytes, 1),
+            Err(WireError::FdCount {
+                fds: 1,
+                expected: 0
+            })
+        );
+        get.flags = 0x80;
+        get.encode(&mut bytes);
+        assert_eq!(
+            Frame::decode_request(&bytes, 0),
+            Err(WireError::UnknownFlags(0x80))
+        );
+    }
+}
