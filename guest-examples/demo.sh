@@ -11,5 +11,5 @@ cargo build --release --target wasm32-wasip2 \
     --manifest-path guest-examples/rust/Cargo.toml --target-dir target/guest-examples
 
 set -x
-target/release/fdbox run --box counter --restart on-failure --max-restarts 5 \
+target/release/fdbox run --device memory --box counter --restart on-failure --max-restarts 5 \
     target/guest-examples/wasm32-wasip2/release/counter.wasm -- --until 10 --crash-every 4

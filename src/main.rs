@@ -2,7 +2,10 @@
 //! upgrades and restarts.
 
 mod component;
+mod daemon;
+mod device;
 mod grant_args;
+mod ls;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +24,10 @@ struct Cli {
 enum Command {
     /// Run a `wasi:cli` command component with WASI and fdbox.
     Run(run::RunArgs),
+    /// Hold boxes for hosts of this user, across their restarts.
+    Daemon(daemon::DaemonArgs),
+    /// Show the boxes the holder daemon holds.
+    Ls(ls::LsArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,12 +43,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Daemon(args) => daemon::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Ls(args) => ls::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("fdbox: error: {error:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Let quotas, not the kernel's soft fd limit, decide how many fds boxes may
+/// hold: a receive past RLIMIT_NOFILE silently drops fds.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("cannot raise RLIMIT_NOFILE: {e}");
         }
     }
 }

@@ -5,10 +5,9 @@ use crate::component;
 use crate::grant_args;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use fdbox_host::{Device, FdboxCtx, Grant, MemoryDevice, Quotas, WasiFdbox};
+use fdbox_host::{FdboxCtx, Grant, Quotas, WasiFdbox};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -56,6 +55,9 @@ pub struct RunArgs {
 
     /// The component to run (a `wasi:cli` command).
     component: PathBuf,
+
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 
     /// Arguments for the guest.
     #[arg(last = true)]
@@ -116,7 +118,7 @@ impl Outcome {
 
 /// Run the component as `args` says; the guest's exit code is returned.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    raise_fd_limit();
+    crate::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -145,7 +147,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode> {
             format!("{name} is not a wasi:cli command (it must export wasi:cli/run)")
         })?;
 
-    let device: Arc<dyn Device> = Arc::new(MemoryDevice::new());
+    let device = args.device.open()?;
     let fdbox = args
         .boxes
         .iter()
@@ -221,17 +223,4 @@ async fn run_once(
             None => Outcome::Trapped(e),
         },
     })
-}
-
-/// Let quotas, not the kernel's soft fd limit, decide how many fds boxes may
-/// hold: a receive past RLIMIT_NOFILE silently drops fds.
-fn raise_fd_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current != limit.maximum {
-        limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit) {
-            tracing::debug!("cannot raise RLIMIT_NOFILE: {e}");
-        }
-    }
 }

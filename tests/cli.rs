@@ -7,6 +7,9 @@ fn fdbox(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fdbox"))
         .args(args)
         .env("FDBOX_LOG", "info")
+        // These tests are about fdbox run itself: the in-process device.
+        // tests/daemon.rs covers the holder daemon.
+        .env("FDBOX_DEVICE", "memory")
         .output()
         .expect("run fdbox")
 }

@@ -1,0 +1,114 @@
+//! Which device a host command uses, and reaching (or starting) the holder
+//! daemon.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use fdbox_host::daemon::{DaemonDevice, default_socket_path};
+use fdbox_host::{Device, MemoryDevice};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The device flags shared by the host commands.
+#[derive(Args, Clone)]
+pub struct DeviceArgs {
+    /// Where boxes live: `daemon` (the holder daemon: survives this process;
+    /// started if none runs) or `memory` (this process only: survives guest
+    /// crashes and restarts, not the host).
+    #[arg(long, value_enum, env = "FDBOX_DEVICE", default_value_t = DeviceKind::Daemon)]
+    pub device: DeviceKind,
+
+    /// The holder daemon's socket [default: /run/fdbox/fdbox.sock for root,
+    /// else $XDG_RUNTIME_DIR/fdbox/fdbox.sock]
+    #[arg(long, env = "FDBOX_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// A kind of device.
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    /// The holder daemon.
+    Daemon,
+    /// In this process.
+    Memory,
+}
+
+impl DeviceArgs {
+    /// The daemon's socket path.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket.clone().unwrap_or_else(default_socket_path)
+    }
+
+    /// Open the chosen device, starting the daemon if it is chosen and none
+    /// runs.
+    pub fn open(&self) -> Result<Arc<dyn Device>> {
+        Ok(match self.device {
+            DeviceKind::Memory => Arc::new(MemoryDevice::new()),
+            DeviceKind::Daemon => Arc::new(connect_or_start(&self.socket_path())?),
+        })
+    }
+}
+
+/// Connect to the daemon at `socket`, starting one in the background (as
+/// ssh-agent-style tools do) if nothing listens there.
+fn connect_or_start(socket: &Path) -> Result<DaemonDevice> {
+    if let Ok(device) = DaemonDevice::connect(socket) {
+        return Ok(device);
+    }
+    let log = socket.with_file_name("daemon.log");
+    if let Some(dir) = socket.parent() {
+        crate::daemon::private_dir(dir)?;
+    }
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot open the daemon's log {}", log.display()))?;
+    let exe =
+        std::env::current_exe().context("cannot find the fdbox executable to start the daemon")?;
+    let mut child = Command::new(exe)
+        .arg("daemon")
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        // Its own process group: a Ctrl-C meant for this host must not
+        // take down the holder of everyone's boxes.
+        .process_group(0)
+        .spawn()
+        .context("cannot start the fdbox daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match DaemonDevice::connect(socket) {
+            Ok(device) => {
+                eprintln!(
+                    "fdbox: started the holder daemon (pid {}) at {}; its log is {}",
+                    child.id(),
+                    socket.display(),
+                    log.display()
+                );
+                return Ok(device);
+            }
+            Err(e) => {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "the fdbox daemon exited at start ({status}); see {}",
+                        log.display()
+                    );
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "the fdbox daemon did not answer at {} in 10 s: {e}",
+                        socket.display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
