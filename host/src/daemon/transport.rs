@@ -32,7 +32,13 @@ pub enum RecvError {
 
 /// Send one frame with `fds` attached.
 pub fn send(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    debug_assert!(fds.len() <= MAX_FDS_PER_FRAME);
+    if fds.len() > MAX_FDS_PER_FRAME {
+        // The kernel would refuse with EINVAL (SCM_MAX_FD); say why instead.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} fds in one message; at most {MAX_FDS_PER_FRAME} travel together", fds.len()),
+        ));
+    }
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() {

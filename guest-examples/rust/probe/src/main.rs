@@ -30,6 +30,7 @@
 //! | `cycles BOX N`              | one memory file put as `cycle` and got, N times | `N`                   |
 //! | `write-file BOX ENTRY TEXT` | get, write TEXT at offset 0, put back           |                       |
 //! | `trap`                      | abort the instance                              | (no line)             |
+//! | `hang`                      | print `OK`, then sleep until killed             |                       |
 //! | `exit N`                    | exit with status N (0 to 255)                   | (no line)             |
 //!
 //! `\0` in an argument stands for a NUL byte, which process arguments
@@ -107,6 +108,14 @@ fn run_step<'a>(step: &str, words: &mut impl Iterator<Item = &'a str>) -> Outcom
         "cycles" => return cycles(arg()?, parse(arg()?)?),
         "write-file" => write_file(arg()?, arg()?, arg()?)?,
         "trap" => std::process::abort(),
+        "hang" => {
+            // Lets a test kill the host while this instance is alive and
+            // holding what the steps before left in boxes.
+            println!("OK");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
         "exit" => {
             // `exit-with-code` (WASI 0.2.12), not `std::process::exit`:
             // wasi-libc still calls `exit(result)`, which turns every

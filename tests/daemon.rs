@@ -1,0 +1,572 @@
+//! The holder daemon as a process: hosts that die, clients that misbehave,
+//! peers of another user, and `fdbox ls`.
+
+use fdbox_host::daemon::wire::{Frame, Head, MORE, Op, Record, Status, VERSION};
+use fdbox_host::daemon::{DaemonDevice, transport};
+use fdbox_host::{Device, Handle, Name};
+use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const FDBOX: &str = env!("CARGO_BIN_EXE_fdbox");
+
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fdbox-daemon-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An `fdbox daemon` on a private socket, killed when dropped.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(tag: &str) -> Self {
+        let dir = tempdir(tag);
+        let socket = dir.join("run/fdbox.sock");
+        let log = dir.join("daemon.log");
+        let child = Command::new(FDBOX)
+            .args(["daemon", "--socket"])
+            .arg(&socket)
+            .env("FDBOX_LOG", "debug")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let daemon = Self { child, socket, log };
+        daemon.device();
+        daemon
+    }
+
+    /// A client of this daemon, waiting for it to listen.
+    fn device(&self) -> DaemonDevice {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match DaemonDevice::connect(&self.socket) {
+                Ok(device) => return device,
+                Err(e) if Instant::now() > deadline => panic!("daemon not listening: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+
+    /// Wait until the daemon's fd count is back to `expected` (a closed
+    /// connection's thread needs a moment to notice and finish).
+    fn settles_at(&self, expected: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.open_fds() == expected {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn fdbox(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(FDBOX);
+        cmd.args(args)
+            .env("FDBOX_SOCKET", &self.socket)
+            .env("FDBOX_DEVICE", "daemon");
+        cmd
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(out: &Output) -> Vec<String> {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+fn memfd(text: &str) -> Handle {
+    let mut file = std::fs::File::from(Handle::new_memory_file(&name("t")).unwrap().into_fd());
+    file.write_all(text.as_bytes()).unwrap();
+    Handle::from_fd(file.into()).unwrap()
+}
+
+fn content(handle: Handle) -> String {
+    let mut file = std::fs::File::from(handle.into_fd());
+    file.rewind().unwrap();
+    let mut s = String::new();
+    file.read_to_string(&mut s).unwrap();
+    s
+}
+
+#[test]
+fn kill_9_of_the_host_loses_no_handle() {
+    let daemon = Daemon::start("kill9");
+    let data = tempdir("kill9-data");
+    std::fs::write(data.join("notes.txt"), "file on disk").unwrap();
+    let dir = format!("{}::/data", data.display());
+    let grants = ["--box", "sealed", "--box", "open", "--dir", &dir];
+
+    // A host whose guest boxed and sealed some handles, left others in an
+    // unsealed box, and is still running when the host is killed.
+    let mut args = vec!["run"];
+    args.extend(grants);
+    args.extend([
+        fdbox_guest_artifacts::PROBE,
+        "--",
+        "create",
+        "sealed",
+        "put-memfd",
+        "sealed",
+        "m",
+        "sealed memory",
+        "put-file",
+        "sealed",
+        "f",
+        "notes.txt",
+        "seal",
+        "sealed",
+        "create",
+        "open",
+        "put-memfd",
+        "open",
+        "m",
+        "unsealed memory",
+        "hang",
+    ]);
+    let mut host = daemon.fdbox(&args).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(host.stdout.take().unwrap());
+    for _ in 0..7 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "OK");
+    }
+    host.kill().unwrap(); // SIGKILL
+    host.wait().unwrap();
+
+    let mut args = vec!["run"];
+    args.extend(grants);
+    args.extend([
+        fdbox_guest_artifacts::PROBE,
+        "--",
+        "sealed",
+        "sealed",
+        "unseal",
+        "sealed",
+        "get",
+        "sealed",
+        "m",
+        "get",
+        "sealed",
+        "f",
+        "get",
+        "open",
+        "m",
+    ]);
+    let recovered = lines(&daemon.fdbox(&args).output().unwrap());
+    assert_eq!(
+        recovered,
+        [
+            "OK true",
+            "OK",
+            "OK sealed memory",
+            "OK file on disk",
+            "OK unsealed memory"
+        ]
+    );
+}
+
+#[test]
+fn fdbox_run_starts_a_daemon_when_none_runs() {
+    let dir = tempdir("autostart");
+    let socket = dir.join("run/fdbox.sock");
+    let run = |steps: &[&str]| {
+        let mut cmd = Command::new(FDBOX);
+        cmd.args(["run", "--box", "b", fdbox_guest_artifacts::PROBE, "--"])
+            .args(steps);
+        cmd.env("FDBOX_SOCKET", &socket)
+            .env_remove("FDBOX_DEVICE")
+            .output()
+            .unwrap()
+    };
+    let first = run(&["create", "b", "put-memfd", "b", "x", "kept", "seal", "b"]);
+    let stderr = String::from_utf8_lossy(&first.stderr).into_owned();
+    let pid: i32 = stderr
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no daemon start reported: {stderr}"));
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(self.0.to_string())
+                .status();
+        }
+    }
+    let _kill = Kill(pid);
+    assert_eq!(lines(&first), ["OK", "OK", "OK"]);
+    assert!(stderr.contains(&socket.display().to_string()), "{stderr}");
+
+    let second = run(&["unseal", "b", "get", "b", "x"]);
+    assert!(!String::from_utf8_lossy(&second.stderr).contains("started the holder daemon"));
+    assert_eq!(lines(&second), ["OK", "OK kept"]);
+
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+    assert_eq!(mode(&socket), 0o600);
+}
+
+#[test]
+fn ls_shows_boxes_seals_entries_kinds_and_sizes() {
+    let daemon = Daemon::start("ls");
+    let d = daemon.device();
+    d.create_box(&name("app")).unwrap();
+    d.put(&name("app"), &name("state"), memfd("12345")).unwrap();
+    d.put(
+        &name("app"),
+        &name("root"),
+        Handle::from_fd(std::fs::File::open("/").unwrap().into()).unwrap(),
+    )
+    .unwrap();
+    d.seal(&name("app")).unwrap();
+    d.create_box(&name("empty")).unwrap();
+    let text = lines(&daemon.fdbox(&["ls"]).output().unwrap());
+    assert_eq!(
+        text,
+        [
+            "app  (sealed, 2 entries)",
+            "  root  dir",
+            "  state  memfd  5 bytes",
+            "empty  (unsealed, 0 entries)"
+        ]
+    );
+    let json = lines(&daemon.fdbox(&["ls", "--json"]).output().unwrap()).join("\n");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["name"], "app");
+    assert_eq!(v[0]["sealed"], true);
+    assert_eq!(v[0]["entries"][1]["kind"], "memfd");
+    assert_eq!(v[0]["entries"][1]["size"], 5);
+    assert_eq!(v[0]["entries"][0]["size"], serde_json::Value::Null);
+    assert_eq!(v[1]["entries"].as_array().unwrap().len(), 0);
+}
+
+/// A raw client that speaks the wire protocol by hand.
+struct Raw {
+    socket: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    fn connect(daemon: &Daemon) -> Self {
+        Self {
+            socket: transport::connect(&daemon.socket).unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    fn hello(daemon: &Daemon) -> Self {
+        let mut raw = Self::connect(daemon);
+        let mut hello = Frame::request(Op::Hello, "", Vec::new());
+        hello.arg = VERSION;
+        raw.send(&hello, &[]);
+        assert_eq!(raw.recv().0.head, Head::Reply(Status::Ok));
+        raw
+    }
+
+    fn send(&mut self, frame: &Frame, fds: &[std::os::fd::BorrowedFd<'_>]) {
+        frame.encode(&mut self.buf);
+        let bytes = self.buf.clone();
+        self.send_bytes(&bytes, fds);
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) {
+        transport::send(self.socket.as_fd(), bytes, fds).unwrap();
+    }
+
+    fn recv(&mut self) -> (Frame, Vec<OwnedFd>) {
+        let fds = transport::recv(self.socket.as_fd(), &mut self.buf).unwrap();
+        (Frame::decode_reply(&self.buf).unwrap(), fds)
+    }
+
+    /// The daemon's answer to a broken request: a protocol error naming the
+    /// problem, then the end of the connection.
+    fn protocol_error(&mut self) -> String {
+        let (frame, fds) = self.recv();
+        assert_eq!(frame.head, Head::Reply(Status::ProtocolError), "{frame:?}");
+        assert!(fds.is_empty());
+        assert!(matches!(
+            transport::recv(self.socket.as_fd(), &mut self.buf),
+            Err(transport::RecvError::Closed)
+        ));
+        frame.detail
+    }
+}
+
+fn put_record(entry: &str) -> Record {
+    Record {
+        name: entry.as_bytes().to_vec(),
+        kind: 1,
+        bits: 7,
+        value: 0,
+    }
+}
+
+#[test]
+fn a_client_that_vanishes_mid_batch_leaves_the_box_consistent() {
+    let daemon = Daemon::start("vanish");
+    let d = daemon.device();
+    let b = name("b");
+    d.create_box(&b).unwrap();
+    let baseline = daemon.open_fds();
+
+    // A batch put whose last frame never comes: nothing of it lands.
+    let handles: Vec<Handle> = (0..253).map(|i| memfd(&i.to_string())).collect();
+    let mut raw = Raw::hello(&daemon);
+    let mut first = Frame::request(
+        Op::Put,
+        "b",
+        (0..253).map(|i| put_record(&format!("e{i}"))).collect(),
+    );
+    first.flags = MORE;
+    raw.send(&first, &handles.iter().map(Handle::fd).collect::<Vec<_>>());
+    drop(raw);
+    assert!(daemon.settles_at(baseline), "staged fds were closed");
+    assert_eq!(d.status(&b).unwrap().entries, 0);
+
+    // A get whose receiver vanishes before acknowledging: every entry goes
+    // back into the box.
+    d.put_many(&b, vec![(name("x"), memfd("x")), (name("y"), memfd("y"))])
+        .unwrap();
+    d.seal(&b).unwrap();
+    d.unseal(&b).unwrap();
+    let held = daemon.open_fds();
+    let mut raw = Raw::hello(&daemon);
+    let get = Frame::request(Op::Get, "b", vec![put_record("x"), put_record("y")]);
+    raw.send(&get, &[]);
+    let (reply, fds) = raw.recv();
+    assert_eq!((reply.head, fds.len()), (Head::Reply(Status::Ok), 2));
+    drop(raw);
+    assert!(daemon.settles_at(held));
+    let back = d.get_many(&b, &[name("x"), name("y")]).unwrap();
+    assert_eq!(
+        back.into_iter().map(content).collect::<Vec<_>>(),
+        ["x", "y"]
+    );
+
+    // A complete put whose sender leaves without reading the reply lands.
+    let mut raw = Raw::hello(&daemon);
+    let kept = memfd("sent then gone");
+    raw.send(
+        &Frame::request(Op::Put, "b", vec![put_record("z")]),
+        &[kept.fd()],
+    );
+    drop(raw);
+    drop(kept);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d.status(&b).unwrap().entries == 0 {
+        assert!(Instant::now() < deadline, "the put never landed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(daemon.settles_at(baseline + 1), "the daemon holds the fd and nothing else");
+    assert_eq!(content(d.get(&b, &name("z")).unwrap()), "sent then gone");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_loses_nothing() {
+    let mut daemon = Daemon::start("bad");
+    let d = daemon.device();
+    let b = name("b");
+    d.create_box(&b).unwrap();
+    d.put(&b, &name("keep"), memfd("precious")).unwrap();
+    d.seal(&b).unwrap();
+    let baseline = daemon.open_fds();
+    let mut valid = Vec::new();
+    Frame::request(Op::Status, "b", Vec::new()).encode(&mut valid);
+
+    let mut raw = Raw::connect(&daemon);
+    raw.send(&Frame::request(Op::Status, "b", Vec::new()), &[]);
+    assert!(raw.protocol_error().contains("HELLO"));
+
+    let mut raw = Raw::connect(&daemon);
+    let mut hello = Frame::request(Op::Hello, "", Vec::new());
+    hello.arg = 99;
+    raw.send(&hello, &[]);
+    let detail = raw.protocol_error();
+    assert!(
+        detail.contains("version 99") && detail.contains(&format!("version {VERSION}")),
+        "{detail}"
+    );
+
+    let mut raw = Raw::hello(&daemon);
+    raw.send_bytes(&valid[..5], &[]);
+    assert!(raw.protocol_error().contains("truncated frame"));
+
+    let mut raw = Raw::hello(&daemon);
+    let mut unknown = valid.clone();
+    unknown[0] = 99;
+    raw.send_bytes(&unknown, &[]);
+    assert!(raw.protocol_error().contains("unknown op 99"));
+
+    // A name length byte promising more than the frame holds.
+    let mut raw = Raw::hello(&daemon);
+    let mut long = valid.clone();
+    long[8] = 200;
+    raw.send_bytes(&long, &[]);
+    assert!(
+        raw.protocol_error()
+            .contains("truncated frame: box name missing")
+    );
+
+    let mut raw = Raw::hello(&daemon);
+    raw.send_bytes(&vec![0u8; 200_000], &[]);
+    assert!(raw.protocol_error().contains("frame longer than"));
+
+    // fds attached to requests that take none, up to the kernel's maximum
+    // per message; the daemon closes every one of them.
+    let spare: Vec<Handle> = (0..253).map(|_| memfd("spare")).collect();
+    let fds: Vec<_> = spare.iter().map(Handle::fd).collect();
+    for fds in [&fds[..1], &fds[..]] {
+        let mut raw = Raw::hello(&daemon);
+        raw.send(&Frame::request(Op::Status, "b", Vec::new()), fds);
+        assert!(raw.protocol_error().contains(&format!(
+            "{} fds attached to a frame that takes 0",
+            fds.len()
+        )));
+    }
+    // More than 253 fds in one message cannot be sent (the kernel's
+    // SCM_MAX_FD); the transport says so before the kernel does.
+    let too_many: Vec<Handle> = (0..254).map(|_| memfd("x")).collect();
+    let raw = Raw::hello(&daemon);
+    let refused = transport::send(
+        raw.socket.as_fd(),
+        &valid,
+        &too_many.iter().map(Handle::fd).collect::<Vec<_>>(),
+    );
+    assert!(refused.unwrap_err().to_string().contains("254 fds in one message"));
+    drop(raw);
+
+    // A put whose fd count disagrees with its records.
+    let mut raw = Raw::hello(&daemon);
+    raw.send(
+        &Frame::request(Op::Put, "b", vec![put_record("a"), put_record("b")]),
+        &fds[..1],
+    );
+    assert!(
+        raw.protocol_error()
+            .contains("1 fds attached to a frame that takes 2")
+    );
+
+    // Bad names are refused by the device rules, and the connection goes on.
+    let mut raw = Raw::hello(&daemon);
+    raw.send(&Frame::request(Op::Create, "a/b", Vec::new()), &[]);
+    let (reply, _) = raw.recv();
+    assert_eq!(
+        reply.head,
+        Head::Reply(Status::Failed(fdbox_host::ErrorCode::InvalidName))
+    );
+    assert!(reply.detail.contains("'/'"), "{}", reply.detail);
+    raw.send(
+        &Frame::request(Op::Put, "b", vec![put_record("")]),
+        &fds[..1],
+    );
+    let (reply, _) = raw.recv();
+    assert_eq!(
+        reply.head,
+        Head::Reply(Status::Failed(fdbox_host::ErrorCode::InvalidName))
+    );
+    drop(raw);
+
+    // A peer that sends half a batch of gets and vanishes.
+    let mut raw = Raw::hello(&daemon);
+    let mut get = Frame::request(Op::Get, "b", vec![put_record("keep")]);
+    get.flags = MORE;
+    raw.send(&get, &[]);
+    drop(raw);
+
+    assert!(
+        daemon.alive(),
+        "the daemon survived it all: {}",
+        daemon.log()
+    );
+    assert!(
+        daemon.settles_at(baseline),
+        "no fd leaked: {} open, {baseline} before",
+        daemon.open_fds()
+    );
+    d.unseal(&b).unwrap();
+    assert_eq!(
+        content(d.get(&b, &name("keep")).unwrap()),
+        "precious",
+        "nothing held was lost"
+    );
+}
+
+#[test]
+fn peers_of_another_user_are_refused() {
+    let daemon = Daemon::start("peercred");
+    // Open the path up so only SO_PEERCRED stands in the way.
+    let open = |p: &Path, mode| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap()
+    };
+    open(daemon.socket.parent().unwrap().parent().unwrap(), 0o755);
+    open(daemon.socket.parent().unwrap(), 0o755);
+    open(&daemon.socket, 0o666);
+    let out = daemon
+        .fdbox(&["ls"])
+        .uid(65534) // nobody
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no fdbox daemon answers"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !daemon.log().contains("refused a peer of another user") {
+        assert!(
+            Instant::now() < deadline,
+            "no refusal logged: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(lines(&daemon.fdbox(&["ls"]).output().unwrap())[0].starts_with("no boxes"));
+}
