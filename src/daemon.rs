@@ -1,16 +1,37 @@
 //! `fdbox daemon`: the holder daemon.
+//!
+//! It loses nothing when it restarts. Under systemd (`contrib/systemd/`) it
+//! takes its listening socket from socket activation and keeps a copy of
+//! every fd it holds, with a manifest, in the service's fd store, so a new
+//! daemon (after a crash, `systemctl restart`, a reboot of the daemon alone)
+//! rebuilds every box. On SIGHUP it upgrades in place: it re-executes its
+//! executable, same pid, handing everything over the same way.
 
+use crate::systemd::{self, Notifier, SystemdFdStore};
+use crate::upgrade::{self, Upgrade};
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use fdbox_host::Device;
+use fdbox_host::daemon::handover::LISTENER_FD_NAME;
 use fdbox_host::daemon::{DaemonDevice, Holder, Limits, default_socket_path, transport};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 /// Arguments of `fdbox daemon`.
+///
+/// Socket activation: a listening seqpacket socket passed in `LISTEN_FDS`
+/// (named `fdbox.sock`, or the first one) is used instead of `--socket`, and
+/// the other fds passed are boxes handed over by systemd's fd store or by
+/// the daemon's previous image. With `NOTIFY_SOCKET` set, the daemon reports
+/// readiness and keeps the fd store in line with its boxes. SIGHUP upgrades
+/// the daemon in place (re-executes its executable, same pid), losing
+/// nothing.
 #[derive(Args)]
 pub struct DaemonArgs {
-    /// Where to listen [default: /run/fdbox/fdbox.sock for root, else
-    /// $XDG_RUNTIME_DIR/fdbox/fdbox.sock]
+    /// Where to listen, unless a socket is passed [default:
+    /// /run/fdbox/fdbox.sock for root, else $XDG_RUNTIME_DIR/fdbox/fdbox.sock]
     #[arg(long, env = "FDBOX_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
 
@@ -32,23 +53,95 @@ pub fn private_dir(dir: &Path) -> Result<()> {
 
 /// Run the daemon until killed.
 pub fn run(args: DaemonArgs) -> Result<()> {
+    // What the environment hands over is taken first, while this is the only
+    // thread and before anything opens an fd that could take their numbers.
+    let passed = systemd::take_listen_fds()?;
+    let notify = Notifier::take_from_env()?;
+    let hangup = upgrade::hangup_flag()?;
+    let upgrade = Upgrade::capture()?;
     crate::raise_fd_limit();
+
+    let (listener, handed) = pick_listener(passed)?;
     let socket = args.socket.unwrap_or_else(default_socket_path);
-    let listener = bind(&socket)?;
-    let limits = Limits {
+    let (listener, at) = match listener {
+        Some(listener) => (listener, "the socket passed in LISTEN_FDS".to_owned()),
+        None => (bind(&socket)?, socket.display().to_string()),
+    };
+    let mut limits = Limits {
         max_boxes: args.max_boxes,
         max_entries_per_box: args.max_entries_per_box,
         ..Limits::from_rlimit()
     };
+    if let (Some(_), Some(store_max)) = (&notify, systemd::fd_store_max()) {
+        // Past FileDescriptorStoreMax, systemd drops what it is sent: hold
+        // no more than it keeps (less two manifests, old and new).
+        limits.max_held_fds = limits.max_held_fds.min(store_max.saturating_sub(2));
+    }
+
+    let holder = Holder::new(limits);
+    let inherited: Vec<String> = handed.iter().map(|(name, _)| name.clone()).collect();
+    if !handed.is_empty() {
+        let recovery = holder.recover(handed).context(
+            "cannot recover the boxes handed over; refusing to start rather than lose them (systemd's fd store still holds them)",
+        )?;
+        tracing::info!(
+            "recovered {} boxes and {} entries (manifest generation {}){}",
+            recovery.boxes,
+            recovery.entries,
+            recovery.generation.map_or("none".into(), |g| g.to_string()),
+            if recovery.missing.is_empty() {
+                String::new()
+            } else {
+                format!("; {} entries lost", recovery.missing.len())
+            }
+        );
+    }
+    if let Some(notify) = &notify {
+        holder.attach_store(Box::new(SystemdFdStore(notify.clone())), inherited);
+        let boxes = holder.boxes().boxes().map(|b| b.len()).unwrap_or(0);
+        notify
+            .send(&format!("READY=1\nSTATUS=holding {boxes} boxes"), &[])
+            .context("cannot notify the service manager")?;
+    }
     tracing::info!(
-        "holding boxes at {} (pid {}; up to {} fds)",
-        socket.display(),
+        "holding boxes at {at} (pid {}; up to {} fds)",
         std::process::id(),
         limits.max_held_fds
     );
-    Holder::new(limits)
-        .serve(listener)
-        .context("the daemon's listening socket failed")
+    loop {
+        holder
+            .serve_until(listener.as_fd(), &hangup)
+            .context("the daemon's listening socket failed")?;
+        hangup.store(false, Ordering::SeqCst);
+        let error = upgrade.exec(&holder, &listener, notify.as_ref());
+        tracing::error!("the in-place upgrade failed, serving on: {error:#}");
+    }
+}
+
+/// The listening socket among the fds passed: the one named `fdbox.sock`,
+/// else (systemd names sockets after their unit when the unit does not say)
+/// the first listening seqpacket Unix socket; none if no socket was passed.
+/// The other fds are boxes handed over.
+#[allow(clippy::type_complexity)]
+fn pick_listener(
+    mut passed: Vec<(String, OwnedFd)>,
+) -> Result<(Option<OwnedFd>, Vec<(String, OwnedFd)>)> {
+    let at = passed
+        .iter()
+        .position(|(name, _)| name == LISTENER_FD_NAME)
+        .or_else(|| {
+            passed
+                .iter()
+                .position(|(_, fd)| systemd::is_seqpacket_listener(fd.as_fd()))
+        });
+    let Some(at) = at else {
+        return Ok((None, passed));
+    };
+    let (name, listener) = passed.remove(at);
+    if !systemd::is_seqpacket_listener(listener.as_fd()) {
+        bail!("the fd passed as {name:?} is not a listening SOCK_SEQPACKET Unix socket");
+    }
+    Ok((Some(listener), passed))
 }
 
 /// Listen at `socket`: a private directory, a 0600 socket, and no second

@@ -75,8 +75,12 @@ fn connect_or_start(socket: &Path) -> Result<DaemonDevice> {
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
+        // The host's own socket activation and service manager are not the
+        // daemon's: it would take their fds, or fill their fd store.
         .env_remove("LISTEN_FDS")
         .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDNAMES")
+        .env_remove("NOTIFY_SOCKET")
         // Its own process group: a Ctrl-C meant for this host must not
         // take down the holder of everyone's boxes.
         .process_group(0)

@@ -7,6 +7,8 @@ mod device;
 mod grant_args;
 mod ls;
 mod run;
+mod systemd;
+mod upgrade;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -404,7 +404,10 @@ fn a_client_that_vanishes_mid_batch_leaves_the_box_consistent() {
         assert!(Instant::now() < deadline, "the put never landed");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(daemon.settles_at(baseline + 1), "the daemon holds the fd and nothing else");
+    assert!(
+        daemon.settles_at(baseline + 1),
+        "the daemon holds the fd and nothing else"
+    );
     assert_eq!(content(d.get(&b, &name("z")).unwrap()), "sent then gone");
 }
 
@@ -479,7 +482,12 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         &valid,
         &too_many.iter().map(Handle::fd).collect::<Vec<_>>(),
     );
-    assert!(refused.unwrap_err().to_string().contains("254 fds in one message"));
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("254 fds in one message")
+    );
     drop(raw);
 
     // A put whose fd count disagrees with its records.

@@ -36,7 +36,9 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "bench",
         "The `bench` component (not a command): exports \
          `put-get-cycles(box-name, n) -> u32`, which moves one memory file into \
-         an existing box and back out `n` times.",
+         an existing box and back out `n` times; `put-memfds(box-name, n) -> u32`, \
+         which creates `n` memory files and puts each as entry `0`..`n-1`; and \
+         `get-all(box-name, n) -> u32`, which gets those entries back.",
     ),
 ];
 

@@ -92,7 +92,7 @@ pub use device::Device;
 pub use error::{Error, ErrorCode};
 pub use grant::{Grant, Grants, Permissions, Quotas};
 pub use handle::{Access, Handle, HandleKind};
-pub use memory::MemoryDevice;
+pub use memory::{HeldBox, MemoryDevice};
 pub use name::{MAX_NAME_LEN, Name};
 pub use wasi_fdbox::WasiFdbox;
 

@@ -80,13 +80,80 @@ impl MemoryDevice {
         };
         let mut lost = Vec::new();
         for (name, handle) in entries {
-            if b.entries.contains_key(&name) {
-                lost.push((name, handle));
-            } else {
-                b.entries.insert(name, handle);
+            match b.entries.entry(name) {
+                std::collections::btree_map::Entry::Occupied(taken) => {
+                    lost.push((taken.key().clone(), handle))
+                }
+                std::collections::btree_map::Entry::Vacant(free) => {
+                    free.insert(handle);
+                }
             }
         }
         lost
+    }
+}
+
+/// A box as [`MemoryDevice::inspect`] shows it: its seal and its entries,
+/// borrowed from the device.
+#[derive(Debug)]
+pub struct HeldBox<'a> {
+    /// The box's name.
+    pub name: &'a Name,
+    /// Whether it is sealed.
+    pub sealed: bool,
+    /// Its entries, in name order.
+    pub entries: Vec<(&'a Name, &'a Handle)>,
+}
+
+impl MemoryDevice {
+    /// Look at every box and every entry at once, under the device's lock,
+    /// for a holder that copies its whole state elsewhere (systemd's fd
+    /// store, the next image of an upgrading daemon). Nothing changes while
+    /// `f` runs, and every other call on the device waits: keep `f` short.
+    pub fn inspect<R>(&self, f: impl FnOnce(Vec<HeldBox<'_>>) -> R) -> R {
+        let boxes = self.lock();
+        f(boxes
+            .iter()
+            .map(|(name, b)| HeldBox {
+                name,
+                sealed: b.sealed,
+                entries: b.entries.iter().collect(),
+            })
+            .collect())
+    }
+
+    /// Add a whole box as an earlier holder had it, sealed or not, with its
+    /// entries: how a holder rebuilds what a previous process held. A box of
+    /// that name, or an entry name given twice, refuses the whole box and
+    /// hands the entries back.
+    pub fn insert_box(
+        &self,
+        name: Name,
+        sealed: bool,
+        entries: Vec<(Name, Handle)>,
+    ) -> Result<(), RefusedBatch> {
+        let mut boxes = self.lock();
+        let error = match boxes.entry(name) {
+            std::collections::btree_map::Entry::Occupied(taken) => {
+                Error::BoxExists(taken.key().clone())
+            }
+            std::collections::btree_map::Entry::Vacant(free) => {
+                match first_taken(&BTreeMap::new(), &entries) {
+                    Some(entry) => Error::EntryExists {
+                        box_name: free.key().clone(),
+                        entry,
+                    },
+                    None => {
+                        free.insert(BoxContents {
+                            sealed,
+                            entries: entries.into_iter().collect(),
+                        });
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        Err(RefusedBatch { error, entries })
     }
 }
 

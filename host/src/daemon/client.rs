@@ -12,7 +12,13 @@ use std::sync::{Mutex, MutexGuard};
 
 /// A [`Device`] whose boxes live in an `fdbox daemon` process, so they
 /// survive the host process. One connection, shared by every guest of the
-/// host; a broken connection is opened again on the next call.
+/// host. A connection that breaks before its request is answered (the
+/// daemon restarted, or is upgrading in place) is opened again and the
+/// request sent once more: an upgrading daemon applies no request it does not
+/// answer. A daemon that *dies* between applying a request and answering it
+/// leaves the retry to find it done (a put or create then fails with
+/// "exists", a seal with "sealed", ...); no fd is lost either way, and a
+/// `get` whose fds never arrived finds them back in their box.
 pub struct DaemonDevice {
     path: PathBuf,
     conn: Mutex<Connection>,
@@ -31,6 +37,44 @@ struct Reply {
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Device(io::Error::other(format!("{what}: {e}")))
+}
+
+/// The connection broke before the reply was complete: the daemon closed
+/// it, died, or is being upgraded.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Broken(String);
+
+fn broken(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Device(io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        Broken(format!("{what}: {e}")),
+    ))
+}
+
+fn is_broken(result: &Result<Reply, Error>) -> bool {
+    matches!(result, Err(Error::Device(e)) if e.get_ref().is_some_and(|inner| inner.is::<Broken>()))
+}
+
+/// A send failed: broken if the peer is gone.
+fn send_failed(what: &str, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::NotConnected => broken(what, e),
+        _ => unavailable(what, e),
+    }
+}
+
+/// A receive failed: broken if the peer is gone.
+fn recv_failed(e: transport::RecvError) -> Error {
+    match e {
+        transport::RecvError::Closed => broken("receive", e),
+        transport::RecvError::Io(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+            broken("receive", e)
+        }
+        e => unavailable("receive", e),
+    }
 }
 
 impl DaemonDevice {
@@ -71,7 +115,12 @@ impl DaemonDevice {
         fds: &[BorrowedFd<'_>],
     ) -> Result<Reply, Error> {
         let mut conn = self.lock();
-        let result = conn.exchange(&self.path, op, box_name, records, fds);
+        let mut result = conn.exchange(&self.path, op, box_name, &records, fds);
+        if is_broken(&result) {
+            tracing::debug!("the connection to the fdbox daemon broke: sending {op:?} again");
+            conn.socket = None;
+            result = conn.exchange(&self.path, op, box_name, &records, fds);
+        }
         if matches!(&result, Err(Error::Device(_))) {
             conn.socket = None;
         }
@@ -92,9 +141,9 @@ impl Connection {
             hello.arg = wire::VERSION;
             hello.encode(&mut self.buf);
             transport::send(socket.as_fd(), &self.buf, &[])
-                .map_err(|e| unavailable("handshake", e))?;
+                .map_err(|e| send_failed("handshake", e))?;
+            recv_reply(socket.as_fd(), &mut self.buf, 0)?;
             self.socket = Some(socket);
-            self.recv_reply(0)?;
         }
         Ok(self.socket.as_ref().unwrap().as_fd())
     }
@@ -104,82 +153,79 @@ impl Connection {
         path: &Path,
         op: Op,
         box_name: &str,
-        records: Vec<Record>,
+        records: &[Record],
         fds: &[BorrowedFd<'_>],
     ) -> Result<Reply, Error> {
-        let socket = self
-            .socket(path)?
-            .try_clone_to_owned()
-            .map_err(|e| unavailable("dup", e))?;
+        self.socket(path)?;
+        // Borrow the socket and the buffer apart (no dup per request).
+        let Connection { socket, buf } = self;
+        let socket = socket.as_ref().expect("connected").as_fd();
         // Batches travel in frames of at most MAX_FDS_PER_FRAME records.
         let frames = records.len().div_ceil(MAX_FDS_PER_FRAME).max(1);
-        let mut records = records.into_iter();
         for i in 0..frames {
-            let chunk: Vec<Record> = records.by_ref().take(MAX_FDS_PER_FRAME).collect();
+            let start = (i * MAX_FDS_PER_FRAME).min(records.len());
+            let chunk = &records[start..(start + MAX_FDS_PER_FRAME).min(records.len())];
             let chunk_fds = if op.carries_fds() {
-                &fds[i * MAX_FDS_PER_FRAME..][..chunk.len()]
+                &fds[start..][..chunk.len()]
             } else {
                 &[]
             };
-            let mut frame = Frame::request(op, box_name, chunk);
-            frame.flags = if i + 1 < frames { MORE } else { 0 };
-            frame.encode(&mut self.buf);
-            transport::send(socket.as_fd(), &self.buf, chunk_fds)
-                .map_err(|e| unavailable("send", e))?;
+            let flags = if i + 1 < frames { MORE } else { 0 };
+            Frame::encode_request(op, flags, box_name, chunk, buf);
+            transport::send(socket, buf, chunk_fds).map_err(|e| send_failed("send", e))?;
         }
-        let reply = self.recv_reply(if op == Op::Get { usize::MAX } else { 0 })?;
+        let reply = recv_reply(socket, buf, if op == Op::Get { usize::MAX } else { 0 })?;
         if op == Op::Get {
             let ack = Frame::request(Op::GetAck, "", Vec::new());
-            ack.encode(&mut self.buf);
-            transport::send(socket.as_fd(), &self.buf, &[]).map_err(|e| unavailable("send", e))?;
+            ack.encode(buf);
+            // Should this fail, the daemon never learns the fds arrived and
+            // puts them back into their box: the retry gets them again.
+            transport::send(socket, buf, &[]).map_err(|e| send_failed("send", e))?;
         }
         Ok(reply)
     }
+}
 
-    /// Receive reply frames until one without MORE; each may carry up to
-    /// `max_fds_per_frame` fds, one per record.
-    fn recv_reply(&mut self, max_fds_per_frame: usize) -> Result<Reply, Error> {
-        let socket = self
-            .socket
-            .as_ref()
-            .expect("connected")
-            .try_clone()
-            .map_err(|e| unavailable("dup", e))?;
-        let mut reply = Reply {
-            records: Vec::new(),
-            fds: Vec::new(),
+/// Receive reply frames until one without MORE; each may carry up to
+/// `max_fds_per_frame` fds, one per record.
+fn recv_reply(
+    socket: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max_fds_per_frame: usize,
+) -> Result<Reply, Error> {
+    let mut reply = Reply {
+        records: Vec::new(),
+        fds: Vec::new(),
+    };
+    loop {
+        let fds = transport::recv(socket, buf).map_err(recv_failed)?;
+        let frame =
+            Frame::decode_reply(buf).map_err(|e| unavailable("bad reply from the daemon", e))?;
+        match frame.head {
+            Head::Reply(Status::Ok) => {}
+            Head::Reply(Status::Failed(code)) => {
+                return Err(Error::Remote {
+                    code,
+                    message: frame.detail,
+                });
+            }
+            _ => return Err(unavailable("the daemon refused the request", frame.detail)),
+        }
+        let expected = if max_fds_per_frame == 0 {
+            0
+        } else {
+            frame.records.len()
         };
-        loop {
-            let fds = transport::recv(socket.as_fd(), &mut self.buf)
-                .map_err(|e| unavailable("receive", e))?;
-            let frame = Frame::decode_reply(&self.buf)
-                .map_err(|e| unavailable("bad reply from the daemon", e))?;
-            match frame.head {
-                Head::Reply(Status::Ok) => {}
-                Head::Reply(Status::Failed(code)) => {
-                    return Err(Error::Remote {
-                        code,
-                        message: frame.detail,
-                    });
-                }
-                _ => return Err(unavailable("the daemon refused the request", frame.detail)),
-            }
-            let expected = if max_fds_per_frame == 0 {
-                0
-            } else {
-                frame.records.len()
-            };
-            if fds.len() != expected {
-                return Err(unavailable(
-                    "bad reply from the daemon",
-                    format!("{} fds for {expected} records", fds.len()),
-                ));
-            }
-            reply.records.extend(frame.records);
-            reply.fds.extend(fds);
-            if frame.flags & MORE == 0 {
-                return Ok(reply);
-            }
+        if fds.len() != expected {
+            return Err(unavailable(
+                "bad reply from the daemon",
+                format!("{} fds for {expected} records", fds.len()),
+            ));
+        }
+        reply.records.extend(frame.records);
+        reply.fds.extend(fds);
+        if frame.flags & MORE == 0 {
+            return Ok(reply);
         }
     }
 }

@@ -7,12 +7,13 @@
 //! travelling with SCM_RIGHTS, up to 253 per message.
 
 mod client;
+pub mod handover;
 mod server;
 pub mod transport;
 pub mod wire;
 
 pub use client::DaemonDevice;
-pub use server::{Holder, Limits};
+pub use server::{Holder, Limits, QuiesceError, Quiesced};
 
 use std::path::PathBuf;
 

@@ -1,14 +1,17 @@
 //! The holder daemon: keeps boxes and their fds in its own process so they
 //! outlive every host process that uses them.
 
+use super::handover::{HandoverState, manifest_fd_name};
 use super::transport::{self, RecvError};
 use super::wire::{self, Frame, Head, MAX_FDS_PER_FRAME, MORE, Op, Record, Status, WireError};
 use crate::device::{BoxStatus, Device, EntryInfo};
-use crate::{Error, Handle, MemoryDevice, Name};
+use crate::{Error, Handle, HeldBox, MemoryDevice, Name};
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Limits the daemon enforces, whoever the peer is.
 #[derive(Copy, Clone, Debug)]
@@ -49,7 +52,90 @@ pub struct Holder {
     boxes: MemoryDevice,
     limits: Limits,
     held: AtomicUsize,
+    /// Taken by every op that changes what the holder holds, from the change
+    /// to the end of the fd store's sync: the store and a hand-over only ever
+    /// see whole ops.
+    shared: Mutex<Shared>,
+    gate: Mutex<Gate>,
+    gate_changed: Condvar,
 }
+
+/// What changes with the boxes, under the op lock.
+pub(super) struct Shared {
+    /// Entries taken out by a GET whose peer has not acknowledged them yet,
+    /// by loan number. They are still the box's for the fd store and go
+    /// back into it if the peer vanishes.
+    loans: BTreeMap<u64, Arc<Lent>>,
+    next_loan: u64,
+    pub(super) handover: HandoverState,
+}
+
+/// Who is inside the holder, for an upgrade that must wait until nobody is.
+#[derive(Default)]
+struct Gate {
+    /// An upgrade is under way: no new op starts and no connection is
+    /// served.
+    quiescing: bool,
+    /// Ops started and not finished; a GET lasts until its acknowledgement.
+    in_flight: usize,
+    /// Connections being served.
+    sessions: usize,
+    /// A duplicate of each served connection, to shut it down on upgrade.
+    conns: BTreeMap<u64, OwnedFd>,
+    next_conn: u64,
+}
+
+/// An op in flight; the upgrade waits for it.
+struct OpGuard<'a> {
+    holder: &'a Holder,
+}
+
+impl Drop for OpGuard<'_> {
+    fn drop(&mut self) {
+        let mut gate = self.holder.gate();
+        gate.in_flight -= 1;
+        // Only an upgrade waits (and it sets `quiescing` before it does):
+        // no wake-up call per op otherwise.
+        if gate.quiescing {
+            self.holder.gate_changed.notify_all();
+        }
+    }
+}
+
+/// A connection being served; the upgrade waits for it to end.
+struct Registered<'a> {
+    holder: &'a Holder,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut gate = self.holder.gate();
+        gate.conns.remove(&self.id);
+        gate.sessions -= 1;
+        if gate.quiescing {
+            self.holder.gate_changed.notify_all();
+        }
+    }
+}
+
+/// The holder, with every op finished and every connection closed: nothing
+/// changes until it drops (which lets service resume).
+pub struct Quiesced<'a> {
+    holder: &'a Holder,
+}
+
+/// Why a holder could not be quiesced.
+#[derive(Debug, thiserror::Error)]
+pub enum QuiesceError {
+    /// Connections still served after being shut down.
+    #[error("{0} connections were still being served after {1:?}")]
+    Stuck(usize, Duration),
+}
+
+/// How often [`Holder::serve_until`] looks at its stop flag when no peer
+/// connects.
+const STOP_POLL: Duration = Duration::from_millis(100);
 
 impl Holder {
     /// An empty holder.
@@ -58,26 +144,131 @@ impl Holder {
             boxes: MemoryDevice::new(),
             limits,
             held: AtomicUsize::new(0),
+            shared: Mutex::new(Shared {
+                loans: BTreeMap::new(),
+                next_loan: 0,
+                handover: HandoverState::default(),
+            }),
+            gate: Mutex::new(Gate::default()),
+            gate_changed: Condvar::new(),
         })
     }
 
-    /// The boxes, as a device (for the daemon's own hand-over and tests).
+    /// The boxes, as a device (for tests; a change made through it is not
+    /// seen by the fd store until the next change made by a peer).
     pub fn boxes(&self) -> &MemoryDevice {
         &self.boxes
+    }
+
+    pub(super) fn shared(&self) -> MutexGuard<'_, Shared> {
+        // Every change under this lock is one call into the device and one
+        // map insert or remove: a panic cannot leave it half done.
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(super) fn held_add(&self, count: usize) {
+        self.held.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Run a change under the op lock, then bring the fd store in line.
+    fn change<R>(&self, f: impl FnOnce(&mut Shared) -> R) -> R {
+        let mut shared = self.shared();
+        let result = f(&mut shared);
+        self.sync(&mut shared);
+        result
+    }
+
+    /// Every box with its entries, lent ones included, as `f` sees them.
+    fn inspect<R>(
+        &self,
+        loans: &BTreeMap<u64, Arc<Lent>>,
+        f: impl FnOnce(&[HeldBox<'_>]) -> R,
+    ) -> R {
+        self.boxes.inspect(|boxes| f(&with_loans(boxes, loans)))
+    }
+
+    pub(super) fn sync(&self, shared: &mut Shared) {
+        let Shared {
+            loans, handover, ..
+        } = shared;
+        if handover.has_store() {
+            self.inspect(loans, |boxes| handover.sync(boxes));
+        }
+    }
+
+    /// Count an op in, unless an upgrade is under way.
+    fn enter(&self) -> Option<OpGuard<'_>> {
+        let mut gate = self.gate();
+        if gate.quiescing {
+            return None;
+        }
+        gate.in_flight += 1;
+        Some(OpGuard { holder: self })
+    }
+
+    /// Count a connection in, unless an upgrade is under way.
+    fn register(&self, conn: &OwnedFd) -> Option<u64> {
+        let dup = match conn.try_clone() {
+            Ok(dup) => dup,
+            Err(e) => {
+                tracing::error!("cannot serve a connection: {e}");
+                return None;
+            }
+        };
+        let mut gate = self.gate();
+        if gate.quiescing {
+            return None;
+        }
+        let id = gate.next_conn;
+        gate.next_conn += 1;
+        gate.conns.insert(id, dup);
+        gate.sessions += 1;
+        Some(id)
     }
 
     /// Accept connections on `listener` forever, one thread each. Peers of
     /// another user (other than root) are refused before anything is read.
     pub fn serve(self: &Arc<Self>, listener: OwnedFd) -> io::Result<()> {
+        self.serve_until(listener.as_fd(), &AtomicBool::new(false))
+    }
+
+    /// Accept connections on `listener`, one thread each, until `stop` is
+    /// set (it is looked at least every 100 ms, and when a signal interrupts
+    /// the wait). Connections accepted so far go on being served. The
+    /// listener may be non-blocking (systemd passes its sockets so).
+    pub fn serve_until(
+        self: &Arc<Self>,
+        listener: BorrowedFd<'_>,
+        stop: &AtomicBool,
+    ) -> io::Result<()> {
+        use rustix::event::{PollFd, PollFlags, Timespec};
+        use rustix::io::Errno;
         let me = rustix::process::geteuid();
+        let wait = Timespec::try_from(STOP_POLL).expect("a short timeout");
         loop {
-            let conn = match rustix::net::accept_with(&listener, rustix::net::SocketFlags::CLOEXEC)
-            {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let mut ready = [PollFd::new(&listener, PollFlags::IN)];
+            match rustix::event::poll(&mut ready, Some(&wait)) {
+                Ok(0) | Err(Errno::INTR) => continue,
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let conn = match rustix::net::accept_with(listener, rustix::net::SocketFlags::CLOEXEC) {
                 Ok(conn) => conn,
-                Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => continue,
-                Err(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE) => {
+                Err(Errno::INTR | Errno::CONNABORTED | Errno::AGAIN) => continue,
+                Err(Errno::MFILE | Errno::NFILE) => {
                     tracing::error!("out of fds: cannot accept a connection");
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -85,8 +276,13 @@ impl Holder {
             match rustix::net::sockopt::socket_peercred(&conn) {
                 Ok(cred) if cred.uid == me || cred.uid.is_root() => {
                     tracing::debug!(pid = cred.pid.as_raw_nonzero().get(), "peer connected");
+                    // Counted in before the thread exists, so an upgrade
+                    // that starts now waits for it.
+                    let Some(id) = self.register(&conn) else {
+                        continue;
+                    };
                     let holder = self.clone();
-                    std::thread::spawn(move || holder.serve_connection(conn));
+                    std::thread::spawn(move || holder.serve_registered(conn, id));
                 }
                 Ok(cred) => tracing::warn!(
                     uid = cred.uid.as_raw(),
@@ -98,8 +294,23 @@ impl Holder {
         }
     }
 
-    /// Serve one connection until the peer leaves or breaks the protocol.
+    /// Serve one connection until the peer leaves or breaks the protocol
+    /// (or the holder quiesces for an upgrade).
     pub fn serve_connection(&self, conn: OwnedFd) {
+        if let Some(id) = self.register(&conn) {
+            self.serve_registered(conn, id);
+        }
+    }
+
+    fn serve_registered(&self, conn: OwnedFd, id: u64) {
+        // Dropped last: the upgrade sees the session end only once what it
+        // lent is back in its box and its connection is closed (an upgrade
+        // reuses fd numbers: a close after that would close another fd).
+        let _registered = Registered { holder: self, id };
+        self.serve_session(conn);
+    }
+
+    fn serve_session(&self, conn: OwnedFd) {
         let mut session = Session {
             holder: self,
             conn: conn.as_fd(),
@@ -108,9 +319,13 @@ impl Holder {
             staged_put: Vec::new(),
             staged_get: Vec::new(),
             lent: None,
+            op: None,
         };
         match session.run() {
             Ok(()) | Err(SessionEnd::Closed) => tracing::debug!("peer left"),
+            Err(SessionEnd::Upgrading) => {
+                tracing::debug!("closing a connection: the daemon is upgrading")
+            }
             Err(SessionEnd::Protocol(e)) => {
                 tracing::warn!("closing a connection that broke the protocol: {e}");
                 session.reply(Status::ProtocolError, Vec::new(), e.to_string());
@@ -118,6 +333,60 @@ impl Holder {
             Err(SessionEnd::Io(e)) => tracing::warn!("connection failed: {e}"),
         }
         session.give_back_lent();
+    }
+
+    /// Let every op in flight finish, close every connection, and wait for
+    /// their sessions to end (what they lent goes back into its box), all
+    /// within about twice `patience`. Call it from the thread that ran
+    /// [`Holder::serve_until`], once that returned: no connection is
+    /// accepted meanwhile. A peer whose request was cut off this way finds
+    /// its connection closed before any reply, and may send it again.
+    pub fn quiesce(&self, patience: Duration) -> Result<Quiesced<'_>, QuiesceError> {
+        let mut gate = self.gate();
+        gate.quiescing = true;
+        let quiesced = Quiesced { holder: self };
+        // Ops in flight end with their reply (a GET with its
+        // acknowledgement, so nothing the peer received is given back).
+        let deadline = Instant::now() + patience;
+        while gate.in_flight > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    "{} ops still in flight after {patience:?}: cutting their connections",
+                    gate.in_flight
+                );
+                break;
+            }
+            gate = self
+                .gate_changed
+                .wait_timeout(gate, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        // Shut down, not closed: the sessions own their fds. Each wakes up
+        // with its peer gone (its pending frames are still read first, so an
+        // acknowledgement that arrived is honoured), gives back what it
+        // lent, and ends; a peer sending from now on gets EPIPE.
+        for conn in gate.conns.values() {
+            let _ = rustix::net::shutdown(conn, rustix::net::Shutdown::Both);
+        }
+        let deadline = Instant::now() + patience;
+        while gate.sessions > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let stuck = gate.sessions;
+                // Unlocked before `quiesced` drops and reopens the gate.
+                drop(gate);
+                return Err(QuiesceError::Stuck(stuck, patience));
+            }
+            gate = self
+                .gate_changed
+                .wait_timeout(gate, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        drop(gate);
+        Ok(quiesced)
     }
 
     fn check_put(&self, box_name: &Name, adding: usize) -> Result<(), Error> {
@@ -143,9 +412,61 @@ impl Holder {
     }
 }
 
+/// `boxes` with the entries of `loans` back in them. A loan whose box is
+/// gone, or whose names were taken again meanwhile, would not go back: it is
+/// not the box's any more.
+fn with_loans<'a>(
+    mut boxes: Vec<HeldBox<'a>>,
+    loans: &'a BTreeMap<u64, Arc<Lent>>,
+) -> Vec<HeldBox<'a>> {
+    for lent in loans.values() {
+        let Ok(i) = boxes.binary_search_by(|b| b.name.cmp(&lent.box_name)) else {
+            continue;
+        };
+        let held = &mut boxes[i];
+        for (name, handle) in &lent.entries {
+            if let Err(at) = held.entries.binary_search_by(|(n, _)| (*n).cmp(name)) {
+                held.entries.insert(at, (name, handle));
+            }
+        }
+    }
+    boxes
+}
+
+impl Quiesced<'_> {
+    /// Hand the holder's state over: `f` gets every fd to pass on with its
+    /// fd name, the manifest first (in a new sealed memfd), then one per
+    /// entry. The fds are borrowed from the boxes, which do not change
+    /// while `f` runs.
+    pub fn export<R>(&self, f: impl FnOnce(&[(String, BorrowedFd<'_>)]) -> R) -> io::Result<R> {
+        let holder = self.holder;
+        let mut shared = holder.shared();
+        let Shared {
+            loans, handover, ..
+        } = &mut *shared;
+        holder.inspect(loans, |boxes| {
+            let (generation, manifest, fds) = handover.export(boxes)?;
+            let mut all = Vec::with_capacity(fds.len() + 1);
+            all.push((manifest_fd_name(generation), manifest.as_fd()));
+            all.extend(fds);
+            Ok(f(&all))
+        })
+    }
+}
+
+impl Drop for Quiesced<'_> {
+    fn drop(&mut self) {
+        self.holder.gate().quiescing = false;
+        self.holder.gate_changed.notify_all();
+    }
+}
+
 /// Why a session ended.
 enum SessionEnd {
     Closed,
+    /// The holder quiesces for an upgrade: the request just read is dropped
+    /// unapplied and unanswered, so the peer may send it again.
+    Upgrading,
     Protocol(ProtocolError),
     Io(io::Error),
 }
@@ -186,7 +507,7 @@ impl From<ProtocolError> for SessionEnd {
 }
 
 /// Handles taken out for a peer, kept until it acknowledges receiving them.
-struct Lent {
+pub(super) struct Lent {
     box_name: Name,
     entries: Vec<(Name, Handle)>,
 }
@@ -200,10 +521,13 @@ struct Session<'a> {
     staged_put: Vec<(Record, OwnedFd)>,
     /// Names of a batch get whose last frame has not arrived.
     staged_get: Vec<Record>,
-    lent: Option<Lent>,
+    /// The loan of the last GET, until the peer acknowledges it.
+    lent: Option<u64>,
+    /// The op being served (a GET until its acknowledgement).
+    op: Option<OpGuard<'a>>,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
     fn recv(&mut self) -> Result<(Frame, Vec<OwnedFd>), SessionEnd> {
         let fds = transport::recv(self.conn, &mut self.buf)?;
         let frame = Frame::decode_request(&self.buf, fds.len()).map_err(ProtocolError::from)?;
@@ -237,13 +561,21 @@ impl Session<'_> {
             return Err(ProtocolError::BatchChanged.into());
         }
         if op == Op::GetAck {
-            let lent = self.lent.take().expect("checked by run");
-            self.holder
-                .held
-                .fetch_sub(lent.entries.len(), Ordering::Relaxed);
+            let id = self.lent.take().expect("checked by run");
+            // Forgotten by the store with the loan; the fds close here.
+            if let Some(lent) = self.holder.change(|shared| shared.loans.remove(&id)) {
+                self.holder
+                    .held
+                    .fetch_sub(lent.entries.len(), Ordering::Relaxed);
+            }
+            self.op = None;
             return Ok(());
         }
         let more = frame.flags & MORE != 0;
+        let last_frame = !(more && matches!(op, Op::Put | Op::Get));
+        if last_frame {
+            self.op = Some(self.holder.enter().ok_or(SessionEnd::Upgrading)?);
+        }
         let result = match op {
             Op::Hello => return Err(ProtocolError::NoHello.into()),
             Op::Put => {
@@ -268,7 +600,11 @@ impl Session<'_> {
                     return Ok(());
                 }
                 let names = std::mem::take(&mut self.staged_get);
-                return self.get(&frame.box_name, names);
+                let result = self.get(&frame.box_name, names);
+                if self.lent.is_none() {
+                    self.op = None;
+                }
+                return result;
             }
             _ => self.simple(op, &frame.box_name),
         };
@@ -276,6 +612,7 @@ impl Session<'_> {
             Ok(records) => self.reply_all(records),
             Err(e) => self.reply(Status::Failed(e.code()), Vec::new(), e.to_string()),
         }
+        self.op = None;
         Ok(())
     }
 
@@ -293,25 +630,27 @@ impl Session<'_> {
             return Ok(device.boxes()?.iter().map(box_record).collect());
         }
         let name = name(box_name)?;
+        let holder = self.holder;
         match op {
-            Op::Create => {
-                if device.boxes()?.len() >= self.holder.limits.max_boxes {
-                    return Err(Error::QuotaExceeded(format!(
-                        "the daemon holds {} boxes, its limit (fdbox daemon --max-boxes)",
-                        self.holder.limits.max_boxes
-                    )));
-                }
-                device.create_box(&name)?;
-            }
-            Op::Delete => {
-                let released = device.status(&name)?.entries;
-                device.delete_box(&name)?;
-                self.holder.held.fetch_sub(released, Ordering::Relaxed);
-            }
             Op::Status => return Ok(vec![box_record(&device.status(&name)?)]),
             Op::Entries => return Ok(device.entries(&name)?.iter().map(entry_record).collect()),
-            Op::Seal => device.seal(&name)?,
-            Op::Unseal => device.unseal(&name)?,
+            Op::Create => holder.change(|_| {
+                if device.boxes()?.len() >= holder.limits.max_boxes {
+                    return Err(Error::QuotaExceeded(format!(
+                        "the daemon holds {} boxes, its limit (fdbox daemon --max-boxes)",
+                        holder.limits.max_boxes
+                    )));
+                }
+                device.create_box(&name)
+            })?,
+            Op::Delete => holder.change(|_| {
+                let released = device.status(&name)?.entries;
+                device.delete_box(&name)?;
+                holder.held.fetch_sub(released, Ordering::Relaxed);
+                Ok::<_, Error>(())
+            })?,
+            Op::Seal => holder.change(|_| device.seal(&name))?,
+            Op::Unseal => holder.change(|_| device.unseal(&name))?,
             Op::Hello | Op::Boxes | Op::Put | Op::Get | Op::GetAck => {
                 unreachable!("handled by the caller")
             }
@@ -331,36 +670,48 @@ impl Session<'_> {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let count = entries.len();
-        self.holder.check_put(&box_name, count)?;
-        // The peer keeps its own fds until this reply: a refused batch is
-        // simply dropped here and nothing is lost.
-        self.holder
-            .boxes
-            .put_many(&box_name, entries)
-            .map_err(|refused| refused.error)?;
-        self.holder.held.fetch_add(count, Ordering::Relaxed);
-        Ok(())
+        let holder = self.holder;
+        holder.change(|_| {
+            holder.check_put(&box_name, count)?;
+            // The peer keeps its own fds until this reply: a refused batch
+            // is simply dropped here and nothing is lost.
+            holder
+                .boxes
+                .put_many(&box_name, entries)
+                .map_err(|refused| refused.error)?;
+            holder.held.fetch_add(count, Ordering::Relaxed);
+            Ok(())
+        })
     }
 
     fn get(&mut self, box_name: &[u8], records: Vec<Record>) -> Result<(), SessionEnd> {
+        let holder = self.holder;
         let taken = name(box_name).and_then(|box_name| {
             let names = records
                 .iter()
                 .map(|r| name(&r.name))
                 .collect::<Result<Vec<_>, _>>()?;
-            let handles = self.holder.boxes.get_many(&box_name, &names)?;
-            Ok((box_name, names.into_iter().zip(handles).collect::<Vec<_>>()))
+            // Lent until the peer acknowledges: if it vanishes first, the
+            // entries go back into the box; meanwhile the fd store keeps
+            // them in it.
+            holder.change(|shared| {
+                let handles = holder.boxes.get_many(&box_name, &names)?;
+                let id = shared.next_loan;
+                shared.next_loan += 1;
+                let entries = names.into_iter().zip(handles).collect();
+                let lent = Arc::new(Lent { box_name, entries });
+                shared.loans.insert(id, lent.clone());
+                Ok::<_, Error>((id, lent))
+            })
         });
-        let (box_name, entries) = match taken {
+        let (id, lent) = match taken {
             Ok(taken) => taken,
             Err(e) => {
                 self.reply(Status::Failed(e.code()), Vec::new(), e.to_string());
                 return Ok(());
             }
         };
-        // Lent until the peer acknowledges: if it vanishes first, the
-        // entries go back into the box.
-        let lent = self.lent.insert(Lent { box_name, entries });
+        self.lent = Some(id);
         let chunks = lent.entries.chunks(MAX_FDS_PER_FRAME).collect::<Vec<_>>();
         let last = chunks.len().saturating_sub(1);
         if chunks.is_empty() {
@@ -392,17 +743,28 @@ impl Session<'_> {
 
     /// Put what the peer never acknowledged back where it was.
     fn give_back_lent(&mut self) {
-        if let Some(Lent { box_name, entries }) = self.lent.take() {
+        let Some(id) = self.lent.take() else {
+            return;
+        };
+        let holder = self.holder;
+        holder.change(|shared| {
+            let Some(lent) = shared.loans.remove(&id) else {
+                return;
+            };
+            // The session's own reference went with its reply.
+            let Ok(Lent { box_name, entries }) = Arc::try_unwrap(lent) else {
+                unreachable!("a loan is shared only while its reply is sent")
+            };
             let count = entries.len();
-            let lost = self.holder.boxes.restore(&box_name, entries);
+            let lost = holder.boxes.restore(&box_name, entries);
             if !lost.is_empty() {
-                self.holder.held.fetch_sub(lost.len(), Ordering::Relaxed);
+                holder.held.fetch_sub(lost.len(), Ordering::Relaxed);
                 tracing::error!(
                     "{} of {count} entries taken from box {box_name:?} by a peer that vanished could not be put back (box deleted or names reused)",
                     lost.len()
                 );
             }
-        }
+        });
     }
 
     fn reply(&mut self, status: Status, records: Vec<Record>, detail: String) {

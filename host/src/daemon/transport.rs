@@ -6,6 +6,7 @@ use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
+use std::cell::RefCell;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -36,7 +37,10 @@ pub fn send(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io:
         // The kernel would refuse with EINVAL (SCM_MAX_FD); say why instead.
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{} fds in one message; at most {MAX_FDS_PER_FRAME} travel together", fds.len()),
+            format!(
+                "{} fds in one message; at most {MAX_FDS_PER_FRAME} travel together",
+                fds.len()
+            ),
         ));
     }
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME))];
@@ -59,16 +63,32 @@ pub fn send(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io:
     }
 }
 
-/// Receive one frame into `buf`; returns its length and its fds (all
-/// close-on-exec, so held fds never leak into children).
+thread_local! {
+    /// Where frames land: room for the longest frame and one byte more (to
+    /// see a longer one), zeroed once per thread rather than once per frame.
+    static RECV_SPACE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Receive one frame into `buf` (which then holds exactly the frame); returns
+/// its fds (all close-on-exec, so held fds never leak into children).
 pub fn recv(socket: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<Vec<OwnedFd>, RecvError> {
-    buf.resize(MAX_FRAME_LEN + 1, 0);
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
+    RECV_SPACE.with_borrow_mut(|space| {
+        space.resize(MAX_FRAME_LEN + 1, 0);
+        recv_into(socket, space, buf)
+    })
+}
+
+fn recv_into(
+    socket: BorrowedFd<'_>,
+    space: &mut [u8],
+    buf: &mut Vec<u8>,
+) -> Result<Vec<OwnedFd>, RecvError> {
+    let mut cmsg_space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME))];
+    let mut control = RecvAncillaryBuffer::new(&mut cmsg_space);
     let msg = loop {
         match rustix::net::recvmsg(
             socket,
-            &mut [IoSliceMut::new(buf)],
+            &mut [IoSliceMut::new(space)],
             &mut control,
             RecvFlags::CMSG_CLOEXEC,
         ) {
@@ -94,7 +114,8 @@ pub fn recv(socket: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<Vec<OwnedFd>, R
     if msg.bytes > MAX_FRAME_LEN || msg.flags.contains(ReturnFlags::TRUNC) {
         return Err(RecvError::TooLong);
     }
-    buf.truncate(msg.bytes);
+    buf.clear();
+    buf.extend_from_slice(&space[..msg.bytes]);
     Ok(fds)
 }
 

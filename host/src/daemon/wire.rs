@@ -291,24 +291,32 @@ impl Frame {
 
     /// Encode into `out` (cleared first).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.clear();
-        out.push(match self.head {
+        let head = match self.head {
             Head::Request(op) => op as u8,
             Head::Reply(status) => status.to_u8(),
-        });
-        out.push(self.flags);
-        out.extend_from_slice(&(self.records.len() as u16).to_le_bytes());
-        out.extend_from_slice(&self.arg.to_le_bytes());
-        push_name(out, &self.box_name);
-        for r in &self.records {
-            push_name(out, &r.name);
-            out.push(r.kind);
-            out.push(r.bits);
-            out.extend_from_slice(&r.value.to_le_bytes());
-        }
-        let detail = &self.detail.as_bytes()[..self.detail.len().min(u16::MAX as usize)];
-        out.extend_from_slice(&(detail.len() as u16).to_le_bytes());
-        out.extend_from_slice(detail);
+        };
+        encode_parts(
+            head,
+            self.flags,
+            self.arg,
+            &self.box_name,
+            &self.records,
+            &self.detail,
+            out,
+        );
+    }
+
+    /// Encode into `out` (cleared first) the frame
+    /// `Frame { flags, ..Frame::request(op, box_name, records) }`, without
+    /// copying the records into a frame first.
+    pub fn encode_request(
+        op: Op,
+        flags: u8,
+        box_name: &str,
+        records: &[Record],
+        out: &mut Vec<u8>,
+    ) {
+        encode_parts(op as u8, flags, 0, box_name.as_bytes(), records, "", out);
     }
 
     /// Decode a request frame that arrived with `fds` fds.
@@ -373,6 +381,32 @@ impl Frame {
     }
 }
 
+fn encode_parts(
+    head: u8,
+    flags: u8,
+    arg: u32,
+    box_name: &[u8],
+    records: &[Record],
+    detail: &str,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.push(head);
+    out.push(flags);
+    out.extend_from_slice(&(records.len() as u16).to_le_bytes());
+    out.extend_from_slice(&arg.to_le_bytes());
+    push_name(out, box_name);
+    for r in records {
+        push_name(out, &r.name);
+        out.push(r.kind);
+        out.push(r.bits);
+        out.extend_from_slice(&r.value.to_le_bytes());
+    }
+    let detail = &detail.as_bytes()[..detail.len().min(u16::MAX as usize)];
+    out.extend_from_slice(&(detail.len() as u16).to_le_bytes());
+    out.extend_from_slice(detail);
+}
+
 fn push_name(out: &mut Vec<u8>, name: &[u8]) {
     // Longer names are refused by `Name` before they get here; a hostile
     // peer's are cut, and then fail the receiver's checks.
@@ -411,6 +445,18 @@ mod tests {
         );
         reply.encode(&mut bytes);
         assert_eq!(Frame::decode_reply(&bytes).unwrap(), reply);
+    }
+
+    #[test]
+    fn encode_request_matches_encode() {
+        let frame = Frame {
+            flags: MORE,
+            ..sample()
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        frame.encode(&mut a);
+        Frame::encode_request(Op::Put, MORE, "box", &frame.records, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

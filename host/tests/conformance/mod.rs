@@ -294,7 +294,11 @@ pub fn ten_thousand_cycles_leak_no_fd(d: Arc<dyn Device>) {
         d.put(&b, &name("x"), handle).unwrap();
         handle = d.get(&b, &name("x")).unwrap();
     }
-    assert!(open_fds_settle_at(before), "{} fds open, {before} before", open_fds());
+    assert!(
+        open_fds_settle_at(before),
+        "{} fds open, {before} before",
+        open_fds()
+    );
     assert_eq!(content(handle), "cycle");
 }
 

@@ -1,9 +1,11 @@
 //! `bench`: a component that measures the cost of moving a handle into a
 //! box and back out.
 //!
-//! Not a command: it exports one function, `put-get-cycles`, which a
-//! benchmark calls on an instance it keeps, so only fdbox calls are timed,
-//! not instantiation.
+//! Not a command: it exports functions a benchmark calls on an instance it
+//! keeps, so only fdbox calls are timed, not instantiation:
+//! `put-get-cycles` (one handle in and out, `n` times; `benches/put_get.rs`)
+//! and `put-memfds` / `get-all` (many handles in, then out from another
+//! instance; `benches/daemon.rs`).
 
 mod bindings {
     // The world is local to this crate, so it is written inline. `path`
@@ -21,6 +23,8 @@ mod bindings {
                 import fdbox:fdbox/memory-files@0.1.0;
 
                 export put-get-cycles: func(box-name: string, n: u32) -> u32;
+                export put-memfds: func(box-name: string, n: u32) -> u32;
+                export get-all: func(box-name: string, n: u32) -> u32;
             }
         ",
         path: "../../../wit",
@@ -54,6 +58,38 @@ impl bindings::Guest for Bench {
                 .unwrap_or_else(|code| panic!("get #{i}: {}", code.name()));
         }
         n
+    }
+
+    /// Opens the existing box `box_name`, then `n` times creates a memory
+    /// file and puts it as entry `i` (`0`, `1`, ... `n-1`), one put per
+    /// handle. Returns `n`.
+    fn put_memfds(box_name: String, n: u32) -> u32 {
+        let bx = boxes::Box::open(&box_name)
+            .unwrap_or_else(|code| panic!("open box {box_name}: {}", code.name()));
+        for i in 0..n {
+            let name = i.to_string();
+            let fd = memory_files::create(&name)
+                .unwrap_or_else(|code| panic!("create #{i}: {}", code.name()));
+            if let Err(refused) = bx.put(&name, fd) {
+                panic!("put #{i}: {}", refused.code.name());
+            }
+        }
+        n
+    }
+
+    /// Opens the existing box `box_name` and gets entries `0` to `n-1` out of
+    /// it, one get per handle, keeping every descriptor until all are out
+    /// (they close when the call returns). Returns how many it got.
+    fn get_all(box_name: String, n: u32) -> u32 {
+        let bx = boxes::Box::open(&box_name)
+            .unwrap_or_else(|code| panic!("open box {box_name}: {}", code.name()));
+        let held: Vec<_> = (0..n)
+            .map(|i| {
+                bx.get(&i.to_string())
+                    .unwrap_or_else(|code| panic!("get #{i}: {}", code.name()))
+            })
+            .collect();
+        held.len() as u32
     }
 }
 
