@@ -145,13 +145,6 @@ impl FdboxCtx {
     pub fn put(&self, box_name: &Name, entry: &str, handle: Handle) -> Result<EntryInfo, Refused> {
         let checked = Name::new(entry).and_then(|entry| {
             self.grants.check(box_name, Operation::Put)?;
-            let status = self.device.status(box_name)?;
-            if !status.sealed && status.entries >= self.quotas.max_entries_per_box {
-                return Err(Error::QuotaExceeded(format!(
-                    "box {box_name:?} already holds {} entries, its limit (raise it with --max-entries)",
-                    status.entries
-                )));
-            }
             Ok(entry)
         });
         let entry = match checked {
@@ -159,12 +152,25 @@ impl FdboxCtx {
             Err(error) => return Err(Refused { error, handle }),
         };
         let kind = handle.kind();
-        self.device.put(box_name, &entry, handle)?;
-        Ok(EntryInfo {
-            name: entry,
-            kind,
-            size: None,
-        })
+        let batch = vec![(entry.clone(), handle)];
+        match self
+            .device
+            .put_many_within(box_name, batch, self.quotas.max_entries_per_box)
+        {
+            Ok(()) => Ok(EntryInfo {
+                name: entry,
+                kind,
+                size: None,
+            }),
+            Err(mut refused) => Err(Refused {
+                error: refused.error,
+                handle: refused
+                    .entries
+                    .pop()
+                    .expect("a refused batch returns its handles")
+                    .1,
+            }),
+        }
     }
 
     /// Take the handle `entry` out of a granted box.

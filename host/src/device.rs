@@ -91,6 +91,24 @@ pub trait Device: Send + Sync {
     /// Move every handle into `box_name` under its name, all or nothing: a
     /// name taken in the box, or twice in the batch, refuses the whole batch.
     fn put_many(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Result<(), RefusedBatch>;
+    /// [`Device::put_many`], refused with [`Error::QuotaExceeded`] (and
+    /// nothing put) if the box would then hold more than `max_entries`: a
+    /// guest's quota. Devices that can check and put in one step override
+    /// this (for the daemon it saves a round trip per put).
+    fn put_many_within(
+        &self,
+        box_name: &Name,
+        entries: Vec<(Name, Handle)>,
+        max_entries: usize,
+    ) -> Result<(), RefusedBatch> {
+        let checked = self
+            .status(box_name)
+            .and_then(|status| check_entries_quota(&status, entries.len(), max_entries));
+        match checked {
+            Ok(()) => self.put_many(box_name, entries),
+            Err(error) => Err(RefusedBatch { error, entries }),
+        }
+    }
     /// Move the handles named `entries` out of `box_name`, in that order, all
     /// or nothing.
     fn get_many(&self, box_name: &Name, entries: &[Name]) -> Result<Vec<Handle>, Error>;
@@ -100,4 +118,21 @@ pub trait Device: Send + Sync {
     fn seal(&self, box_name: &Name) -> Result<(), Error>;
     /// Unseal a box.
     fn unseal(&self, box_name: &Name) -> Result<(), Error>;
+}
+
+/// Refuse adding `adding` entries to the box `status` describes if it would
+/// then hold more than `max_entries`. A sealed box is left to refuse with
+/// box-sealed, the more useful answer.
+pub fn check_entries_quota(
+    status: &BoxStatus,
+    adding: usize,
+    max_entries: usize,
+) -> Result<(), Error> {
+    if !status.sealed && status.entries + adding > max_entries {
+        return Err(Error::QuotaExceeded(format!(
+            "box {:?} holds {} entries and may hold {max_entries} for this guest (fdbox run --max-entries)",
+            status.name, status.entries
+        )));
+    }
+    Ok(())
 }

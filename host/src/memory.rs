@@ -1,6 +1,6 @@
 //! The in-process device: boxes owned by the host process itself.
 
-use crate::device::{BoxStatus, Device, EntryInfo, Refused, RefusedBatch};
+use crate::device::{BoxStatus, Device, EntryInfo, RefusedBatch, check_entries_quota};
 use crate::{Error, Handle, HandleKind, Name};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -184,34 +184,28 @@ impl Device for MemoryDevice {
         self.with_box(name, |b| Ok(b.status(name)))
     }
 
-    fn put(&self, box_name: &Name, entry: &Name, handle: Handle) -> Result<(), Refused> {
-        let mut boxes = self.lock();
-        let error = match boxes.get_mut(box_name) {
-            None => Error::NoSuchBox(box_name.clone()),
-            Some(b) if b.sealed => Error::BoxSealed(box_name.clone()),
-            Some(b) if b.entries.contains_key(entry) => Error::EntryExists {
-                box_name: box_name.clone(),
-                entry: entry.clone(),
-            },
-            Some(b) => {
-                b.entries.insert(entry.clone(), handle);
-                return Ok(());
-            }
-        };
-        Err(Refused { error, handle })
+    fn put_many(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Result<(), RefusedBatch> {
+        self.put_many_within(box_name, entries, usize::MAX)
     }
 
-    fn put_many(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Result<(), RefusedBatch> {
+    fn put_many_within(
+        &self,
+        box_name: &Name,
+        entries: Vec<(Name, Handle)>,
+        max_entries: usize,
+    ) -> Result<(), RefusedBatch> {
         let mut boxes = self.lock();
         let checked = match boxes.get_mut(box_name) {
             None => Err(Error::NoSuchBox(box_name.clone())),
             Some(b) if b.sealed => Err(Error::BoxSealed(box_name.clone())),
-            Some(b) => first_taken(&b.entries, &entries).map_or(Ok(b), |entry| {
-                Err(Error::EntryExists {
-                    box_name: box_name.clone(),
-                    entry,
-                })
-            }),
+            Some(b) => check_entries_quota(&b.status(box_name), entries.len(), max_entries)
+                .and_then(|()| match first_taken(&b.entries, &entries) {
+                    Some(entry) => Err(Error::EntryExists {
+                        box_name: box_name.clone(),
+                        entry,
+                    }),
+                    None => Ok(b),
+                }),
         };
         match checked {
             Ok(b) => {

@@ -110,16 +110,17 @@ impl DaemonDevice {
     fn request(
         &self,
         op: Op,
+        arg: u32,
         box_name: &str,
         records: Vec<Record>,
         fds: &[BorrowedFd<'_>],
     ) -> Result<Reply, Error> {
         let mut conn = self.lock();
-        let mut result = conn.exchange(&self.path, op, box_name, &records, fds);
+        let mut result = conn.exchange(&self.path, op, arg, box_name, &records, fds);
         if is_broken(&result) {
             tracing::debug!("the connection to the fdbox daemon broke: sending {op:?} again");
             conn.socket = None;
-            result = conn.exchange(&self.path, op, box_name, &records, fds);
+            result = conn.exchange(&self.path, op, arg, box_name, &records, fds);
         }
         if matches!(&result, Err(Error::Device(_))) {
             conn.socket = None;
@@ -152,6 +153,7 @@ impl Connection {
         &mut self,
         path: &Path,
         op: Op,
+        arg: u32,
         box_name: &str,
         records: &[Record],
         fds: &[BorrowedFd<'_>],
@@ -171,7 +173,7 @@ impl Connection {
                 &[]
             };
             let flags = if i + 1 < frames { MORE } else { 0 };
-            Frame::encode_request(op, flags, box_name, chunk, buf);
+            Frame::encode_request(op, flags, arg, box_name, chunk, buf);
             transport::send(socket, buf, chunk_fds).map_err(|e| send_failed("send", e))?;
         }
         let reply = recv_reply(socket, buf, if op == Op::Get { usize::MAX } else { 0 })?;
@@ -246,22 +248,22 @@ fn box_status(r: Record) -> Result<BoxStatus, Error> {
 
 impl Device for DaemonDevice {
     fn create_box(&self, name: &Name) -> Result<(), Error> {
-        self.request(Op::Create, name.as_str(), Vec::new(), &[])
+        self.request(Op::Create, 0, name.as_str(), Vec::new(), &[])
             .map(drop)
     }
 
     fn delete_box(&self, name: &Name) -> Result<(), Error> {
-        self.request(Op::Delete, name.as_str(), Vec::new(), &[])
+        self.request(Op::Delete, 0, name.as_str(), Vec::new(), &[])
             .map(drop)
     }
 
     fn boxes(&self) -> Result<Vec<BoxStatus>, Error> {
-        let reply = self.request(Op::Boxes, "", Vec::new(), &[])?;
+        let reply = self.request(Op::Boxes, 0, "", Vec::new(), &[])?;
         reply.records.into_iter().map(box_status).collect()
     }
 
     fn status(&self, name: &Name) -> Result<BoxStatus, Error> {
-        let reply = self.request(Op::Status, name.as_str(), Vec::new(), &[])?;
+        let reply = self.request(Op::Status, 0, name.as_str(), Vec::new(), &[])?;
         let record = reply
             .records
             .into_iter()
@@ -271,6 +273,31 @@ impl Device for DaemonDevice {
     }
 
     fn put_many(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Result<(), RefusedBatch> {
+        self.put_many_within(box_name, entries, usize::MAX)
+    }
+
+    fn put_many_within(
+        &self,
+        box_name: &Name,
+        entries: Vec<(Name, Handle)>,
+        max_entries: usize,
+    ) -> Result<(), RefusedBatch> {
+        // The daemon checks the limit with the put, in one round trip; 0
+        // means no limit on the wire, so a zero quota is refused here.
+        let limit = match max_entries {
+            0 => {
+                let refused = self.status(box_name).and_then(|status| {
+                    crate::device::check_entries_quota(&status, entries.len(), 0)
+                });
+                let error = refused.err().unwrap_or_else(|| {
+                    Error::QuotaExceeded(format!(
+                        "box {box_name:?} may hold no entries for this guest"
+                    ))
+                });
+                return Err(RefusedBatch { error, entries });
+            }
+            n => u32::try_from(n).unwrap_or(0),
+        };
         let records = entries
             .iter()
             .map(|(name, h)| Record {
@@ -283,7 +310,7 @@ impl Device for DaemonDevice {
         let fds: Vec<BorrowedFd<'_>> = entries.iter().map(|(_, h)| h.fd()).collect();
         // The daemon received duplicates; ours close when `entries` drops on
         // success, and go back to the caller on refusal.
-        match self.request(Op::Put, box_name.as_str(), records, &fds) {
+        match self.request(Op::Put, limit, box_name.as_str(), records, &fds) {
             Ok(_) => Ok(()),
             Err(error) => Err(RefusedBatch { error, entries }),
         }
@@ -297,7 +324,7 @@ impl Device for DaemonDevice {
                 ..Record::default()
             })
             .collect();
-        let reply = self.request(Op::Get, box_name.as_str(), records, &[])?;
+        let reply = self.request(Op::Get, 0, box_name.as_str(), records, &[])?;
         if reply.records.len() != entries.len() {
             return Err(unavailable(
                 "bad reply from the daemon",
@@ -317,7 +344,7 @@ impl Device for DaemonDevice {
     }
 
     fn entries(&self, box_name: &Name) -> Result<Vec<EntryInfo>, Error> {
-        let reply = self.request(Op::Entries, box_name.as_str(), Vec::new(), &[])?;
+        let reply = self.request(Op::Entries, 0, box_name.as_str(), Vec::new(), &[])?;
         reply
             .records
             .into_iter()
@@ -333,12 +360,12 @@ impl Device for DaemonDevice {
     }
 
     fn seal(&self, box_name: &Name) -> Result<(), Error> {
-        self.request(Op::Seal, box_name.as_str(), Vec::new(), &[])
+        self.request(Op::Seal, 0, box_name.as_str(), Vec::new(), &[])
             .map(drop)
     }
 
     fn unseal(&self, box_name: &Name) -> Result<(), Error> {
-        self.request(Op::Unseal, box_name.as_str(), Vec::new(), &[])
+        self.request(Op::Unseal, 0, box_name.as_str(), Vec::new(), &[])
             .map(drop)
     }
 }

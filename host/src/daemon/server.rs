@@ -389,10 +389,18 @@ impl Holder {
         Ok(quiesced)
     }
 
-    fn check_put(&self, box_name: &Name, adding: usize) -> Result<(), Error> {
+    fn check_put(
+        &self,
+        box_name: &Name,
+        adding: usize,
+        caller_limit: Option<usize>,
+    ) -> Result<(), Error> {
         let status = self.boxes.status(box_name)?;
         if status.sealed {
             return Err(Error::BoxSealed(box_name.clone()));
+        }
+        if let Some(limit) = caller_limit {
+            crate::device::check_entries_quota(&status, adding, limit)?;
         }
         if status.entries + adding > self.limits.max_entries_per_box {
             return Err(Error::QuotaExceeded(format!(
@@ -588,7 +596,9 @@ impl<'a> Session<'a> {
                     return Ok(());
                 }
                 let staged = std::mem::take(&mut self.staged_put);
-                self.put(&frame.box_name, staged).map(|()| Vec::new())
+                let caller_limit = (frame.arg != 0).then_some(frame.arg as usize);
+                self.put(&frame.box_name, staged, caller_limit)
+                    .map(|()| Vec::new())
             }
             Op::Get => {
                 if !self.staged_put.is_empty() {
@@ -658,7 +668,12 @@ impl<'a> Session<'a> {
         Ok(Vec::new())
     }
 
-    fn put(&mut self, box_name: &[u8], staged: Vec<(Record, OwnedFd)>) -> Result<(), Error> {
+    fn put(
+        &mut self,
+        box_name: &[u8],
+        staged: Vec<(Record, OwnedFd)>,
+        caller_limit: Option<usize>,
+    ) -> Result<(), Error> {
         let box_name = name(box_name)?;
         let entries = staged
             .into_iter()
@@ -672,7 +687,7 @@ impl<'a> Session<'a> {
         let count = entries.len();
         let holder = self.holder;
         holder.change(|_| {
-            holder.check_put(&box_name, count)?;
+            holder.check_put(&box_name, count, caller_limit)?;
             // The peer keeps its own fds until this reply: a refused batch
             // is simply dropped here and nothing is lost.
             holder

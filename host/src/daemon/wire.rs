@@ -15,7 +15,9 @@
 //! (`MORE`) says the same batch continues in the next frame: a batch of more
 //! than [`MAX_FDS_PER_FRAME`] fds spans several frames and the daemon applies
 //! it only when the last arrives, all or nothing. `arg` is the protocol
-//! version in `HELLO` and zero elsewhere. A `PUT` or `GET` reply frame carries
+//! version in `HELLO`; in `PUT` the most entries the box may hold after the
+//! put, the caller's own quota (0: none but the daemon's; the last frame of a
+//! batch counts); zero elsewhere. A `PUT` or `GET` reply frame carries
 //! one fd per record, in record order; no other frame carries fds.
 //!
 //! Decoding is a pure function of the bytes and the number of fds that came
@@ -50,7 +52,8 @@ pub enum Op {
     Boxes = 4,
     /// One box, as a one-record `Boxes` reply.
     Status = 5,
-    /// Put one fd per record into `box` (records: name, kind, access).
+    /// Put one fd per record into `box` (records: name, kind, access);
+    /// `arg`, if not 0, is the caller's limit on the box's entries.
     Put = 6,
     /// Get the records' names out of `box`; the reply carries the fds.
     Get = 7,
@@ -147,7 +150,7 @@ pub struct Frame {
     pub head: Head,
     /// `MORE` and future flags.
     pub flags: u8,
-    /// The version in `HELLO`, else 0.
+    /// The version in `HELLO`, an entries limit in `PUT`, else 0.
     pub arg: u32,
     /// The box the request is about (empty when none).
     pub box_name: Vec<u8>,
@@ -312,11 +315,12 @@ impl Frame {
     pub fn encode_request(
         op: Op,
         flags: u8,
+        arg: u32,
         box_name: &str,
         records: &[Record],
         out: &mut Vec<u8>,
     ) {
-        encode_parts(op as u8, flags, 0, box_name.as_bytes(), records, "", out);
+        encode_parts(op as u8, flags, arg, box_name.as_bytes(), records, "", out);
     }
 
     /// Decode a request frame that arrived with `fds` fds.
@@ -351,7 +355,7 @@ impl Frame {
             return Err(WireError::TooManyRecords(count));
         }
         let arg = r.u32("arg")?;
-        if arg != 0 && head != Head::Request(Op::Hello) {
+        if arg != 0 && !matches!(head, Head::Request(Op::Hello | Op::Put)) {
             return Err(WireError::Reserved(arg));
         }
         let box_name = r.name("box name")?;
@@ -455,7 +459,7 @@ mod tests {
         };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         frame.encode(&mut a);
-        Frame::encode_request(Op::Put, MORE, "box", &frame.records, &mut b);
+        Frame::encode_request(Op::Put, MORE, 0, "box", &frame.records, &mut b);
         assert_eq!(a, b);
     }
 
