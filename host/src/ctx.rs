@@ -162,14 +162,7 @@ impl FdboxCtx {
                 kind,
                 size: None,
             }),
-            Err(mut refused) => Err(Refused {
-                error: refused.error,
-                handle: refused
-                    .entries
-                    .pop()
-                    .expect("a refused batch returns its handles")
-                    .1,
-            }),
+            Err(refused) => Err(refused.into_single()),
         }
     }
 

@@ -43,6 +43,20 @@ pub struct RefusedBatch {
     pub entries: Vec<(Name, Handle)>,
 }
 
+impl RefusedBatch {
+    /// The refusal of a batch of one, as a [`Refused`].
+    pub fn into_single(mut self) -> Refused {
+        Refused {
+            error: self.error,
+            handle: self
+                .entries
+                .pop()
+                .expect("a refused batch returns its handles")
+                .1,
+        }
+    }
+}
+
 /// A store of named boxes of fds, with the FDBox semantics.
 ///
 /// Implementations are shared by every guest of a host (`Send + Sync`) and
@@ -72,14 +86,7 @@ pub trait Device: Send + Sync {
     /// Move `handle` into `box_name` under `entry`.
     fn put(&self, box_name: &Name, entry: &Name, handle: Handle) -> Result<(), Refused> {
         self.put_many(box_name, vec![(entry.clone(), handle)])
-            .map_err(|mut refused| Refused {
-                error: refused.error,
-                handle: refused
-                    .entries
-                    .pop()
-                    .expect("a refused batch returns its handles")
-                    .1,
-            })
+            .map_err(RefusedBatch::into_single)
     }
     /// Move the handle named `entry` out of `box_name`.
     fn get(&self, box_name: &Name, entry: &Name) -> Result<Handle, Error> {
@@ -90,25 +97,19 @@ pub trait Device: Send + Sync {
     }
     /// Move every handle into `box_name` under its name, all or nothing: a
     /// name taken in the box, or twice in the batch, refuses the whole batch.
-    fn put_many(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Result<(), RefusedBatch>;
-    /// [`Device::put_many`], refused with [`Error::QuotaExceeded`] (and
-    /// nothing put) if the box would then hold more than `max_entries`: a
-    /// guest's quota. Devices that can check and put in one step override
-    /// this (for the daemon it saves a round trip per put).
+    fn put_many(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Result<(), RefusedBatch> {
+        self.put_many_within(box_name, entries, usize::MAX)
+    }
+    /// [`Device::put_many`], also refused with [`Error::QuotaExceeded`] (and
+    /// nothing put) if the box would then hold more than `max_entries`, a
+    /// guest's quota: checked and put in one step (for the daemon, one round
+    /// trip), see [`check_entries_quota`].
     fn put_many_within(
         &self,
         box_name: &Name,
         entries: Vec<(Name, Handle)>,
         max_entries: usize,
-    ) -> Result<(), RefusedBatch> {
-        let checked = self
-            .status(box_name)
-            .and_then(|status| check_entries_quota(&status, entries.len(), max_entries));
-        match checked {
-            Ok(()) => self.put_many(box_name, entries),
-            Err(error) => Err(RefusedBatch { error, entries }),
-        }
-    }
+    ) -> Result<(), RefusedBatch>;
     /// Move the handles named `entries` out of `box_name`, in that order, all
     /// or nothing.
     fn get_many(&self, box_name: &Name, entries: &[Name]) -> Result<Vec<Handle>, Error>;

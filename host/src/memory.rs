@@ -184,10 +184,6 @@ impl Device for MemoryDevice {
         self.with_box(name, |b| Ok(b.status(name)))
     }
 
-    fn put_many(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Result<(), RefusedBatch> {
-        self.put_many_within(box_name, entries, usize::MAX)
-    }
-
     fn put_many_within(
         &self,
         box_name: &Name,

@@ -272,10 +272,6 @@ impl Device for DaemonDevice {
         box_status(record)
     }
 
-    fn put_many(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Result<(), RefusedBatch> {
-        self.put_many_within(box_name, entries, usize::MAX)
-    }
-
     fn put_many_within(
         &self,
         box_name: &Name,
@@ -300,12 +296,7 @@ impl Device for DaemonDevice {
         };
         let records = entries
             .iter()
-            .map(|(name, h)| Record {
-                name: name.as_str().as_bytes().to_vec(),
-                kind: wire::kind_code(h.kind()),
-                bits: wire::access_bits(h.access()),
-                value: 0,
-            })
+            .map(|(name, h)| Record::entry(name, h))
             .collect();
         let fds: Vec<BorrowedFd<'_>> = entries.iter().map(|(_, h)| h.fd()).collect();
         // The daemon received duplicates; ours close when `entries` drops on

@@ -741,12 +741,7 @@ impl<'a> Session<'a> {
         for (i, chunk) in chunks.into_iter().enumerate() {
             let records = chunk
                 .iter()
-                .map(|(name, h)| Record {
-                    name: name.as_str().as_bytes().to_vec(),
-                    kind: wire::kind_code(h.kind()),
-                    bits: wire::access_bits(h.access()),
-                    value: 0,
-                })
+                .map(|(name, h)| Record::entry(name, h))
                 .collect();
             let mut frame = Frame::reply(Status::Ok, records, String::new());
             frame.flags = if i == last { 0 } else { MORE };

@@ -134,6 +134,18 @@ pub struct Record {
     pub value: u64,
 }
 
+impl Record {
+    /// The record of a handle travelling under `name`.
+    pub fn entry(name: &crate::Name, handle: &crate::Handle) -> Self {
+        Record {
+            name: name.as_str().as_bytes().to_vec(),
+            kind: kind_code(handle.kind()),
+            bits: access_bits(handle.access()),
+            value: 0,
+        }
+    }
+}
+
 /// The op byte of a frame: a request op or a reply status.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Head {
