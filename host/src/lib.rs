@@ -82,6 +82,7 @@ pub mod device;
 mod error;
 pub mod grant;
 mod handle;
+pub mod kernel;
 mod memory;
 mod name;
 mod wasi_fdbox;
