@@ -44,8 +44,15 @@ pub struct DaemonArgs {
     max_entries_per_box: usize,
 }
 
-/// Make `dir` exist, owned by us and private (0700).
+/// Make `dir` exist, private (0700) if it is new.
+///
+/// Only a directory this call creates is made private: a socket placed in an
+/// existing directory (`--socket /tmp/x.sock`) must not change that
+/// directory's mode; the socket itself is 0600.
 pub fn private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot make {} private (0700)", dir.display()))

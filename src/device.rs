@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use fdbox_host::daemon::{DaemonDevice, default_socket_path};
+use fdbox_host::kernel::FdboxDevice;
 use fdbox_host::{Device, MemoryDevice};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -14,11 +15,13 @@ use std::time::{Duration, Instant};
 /// The device flags shared by the host commands.
 #[derive(Args, Clone)]
 pub struct DeviceArgs {
-    /// Where boxes live: `daemon` (the holder daemon: survives this process;
-    /// started if none runs) or `memory` (this process only: survives guest
-    /// crashes and restarts, not the host).
-    #[arg(long, value_enum, env = "FDBOX_DEVICE", default_value_t = DeviceKind::Daemon)]
-    pub device: DeviceKind,
+    /// Where boxes live: `kernel` (the kernel's /dev/fdbox: survives this
+    /// process, memory files only), `daemon` (the holder daemon: survives
+    /// this process; started if none runs) or `memory` (this process only:
+    /// survives guest crashes and restarts, not the host) [default: kernel
+    /// if /dev/fdbox/fdbox exists, else daemon]
+    #[arg(long, value_enum, env = "FDBOX_DEVICE")]
+    pub device: Option<DeviceKind>,
 
     /// The holder daemon's socket [default: /run/fdbox/fdbox.sock for root,
     /// else $XDG_RUNTIME_DIR/fdbox/fdbox.sock]
@@ -33,6 +36,8 @@ pub enum DeviceKind {
     Daemon,
     /// In this process.
     Memory,
+    /// The kernel's FDBox device, /dev/fdbox.
+    Kernel,
 }
 
 impl DeviceArgs {
@@ -41,11 +46,24 @@ impl DeviceArgs {
         self.socket.clone().unwrap_or_else(default_socket_path)
     }
 
+    /// The chosen device: `--device`, else the kernel's if
+    /// /dev/fdbox/fdbox exists (opens), else the daemon.
+    pub fn kind(&self) -> DeviceKind {
+        self.device.unwrap_or_else(|| {
+            if FdboxDevice::available() {
+                DeviceKind::Kernel
+            } else {
+                DeviceKind::Daemon
+            }
+        })
+    }
+
     /// Open the chosen device, starting the daemon if it is chosen and none
     /// runs.
     pub fn open(&self) -> Result<Arc<dyn Device>> {
-        Ok(match self.device {
+        Ok(match self.kind() {
             DeviceKind::Memory => Arc::new(MemoryDevice::new()),
+            DeviceKind::Kernel => Arc::new(FdboxDevice::open()?),
             DeviceKind::Daemon => Arc::new(connect_or_start(&self.socket_path())?),
         })
     }

@@ -4,6 +4,7 @@
 mod component;
 mod daemon;
 mod device;
+mod emulate;
 mod grant_args;
 mod ls;
 mod run;
@@ -30,6 +31,8 @@ enum Command {
     Daemon(daemon::DaemonArgs),
     /// Show the boxes the holder daemon holds.
     Ls(ls::LsArgs),
+    /// Run a program as if the kernel had the FDBox device /dev/fdbox.
+    Emulate(emulate::EmulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Daemon(args) => daemon::run(args).map(|()| ExitCode::SUCCESS),
         Command::Ls(args) => ls::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Emulate(args) => emulate::run(args),
     };
     match result {
         Ok(code) => code,

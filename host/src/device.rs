@@ -25,6 +25,35 @@ pub struct EntryInfo {
     pub size: Option<u64>,
 }
 
+/// What a device can do, for callers (and the conformance suite) that must
+/// tell a device's declared limits from its bugs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The kinds of handle the device holds; a put of any other kind is
+    /// refused with [`Error::KindNotSupported`] and the handle returned.
+    pub kinds: &'static [HandleKind],
+    /// Whether boxes outlive the host process that filled them (the holder
+    /// daemon, the kernel), not only its guests (the in-process device).
+    pub survives_host_restart: bool,
+}
+
+impl Capabilities {
+    /// Every kind, and boxes that outlive the host: the default.
+    pub const ALL: Capabilities = Capabilities {
+        kinds: &[
+            HandleKind::MemoryFile,
+            HandleKind::File,
+            HandleKind::Directory,
+        ],
+        survives_host_restart: true,
+    };
+
+    /// Whether the device holds handles of `kind`.
+    pub fn holds(&self, kind: HandleKind) -> bool {
+        self.kinds.contains(&kind)
+    }
+}
+
 /// A refused put: why, and the handle, returned unharmed to the caller.
 #[derive(Debug)]
 pub struct Refused {
@@ -73,8 +102,15 @@ impl RefusedBatch {
 ///   `put` hands the handle back in [`Refused`], and a failed call never loses
 ///   or leaks an fd already in a box;
 /// - batches (`put_many`, `get_many`) apply all or nothing;
-/// - deleting a box, sealed or not, releases its handles.
+/// - deleting a box, sealed or not, releases its handles;
+/// - a handle of a kind outside [`Device::capabilities`] is refused with
+///   [`Error::KindNotSupported`], the handle returned.
 pub trait Device: Send + Sync {
+    /// What this device can hold and how long it keeps it (default:
+    /// [`Capabilities::ALL`]).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
     /// Create an empty, unsealed box.
     fn create_box(&self, name: &Name) -> Result<(), Error>;
     /// Delete a box and release what it holds.

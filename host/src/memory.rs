@@ -158,6 +158,13 @@ impl MemoryDevice {
 }
 
 impl Device for MemoryDevice {
+    fn capabilities(&self) -> crate::device::Capabilities {
+        crate::device::Capabilities {
+            survives_host_restart: false,
+            ..crate::device::Capabilities::ALL
+        }
+    }
+
     fn create_box(&self, name: &Name) -> Result<(), Error> {
         let mut boxes = self.lock();
         if boxes.contains_key(name) {

@@ -1,0 +1,236 @@
+//! The Rust FDBox UAPI definitions (`fdbox_host::kernel::uapi`) against a C
+//! compiler: the structs and request macros are written in C exactly as
+//! `shared/spec/KERNEL-UAPI.md` gives them (`_IO` from `<linux/ioctl.h>`,
+//! `__u64`/`__u32`/`__u8` from `<linux/types.h>`), compiled with the system
+//! `cc` into a temporary directory, run, and every size, offset and request
+//! number it prints must equal the Rust one.
+
+use fdbox_host::kernel::uapi::*;
+use std::collections::BTreeMap;
+use std::mem::{offset_of, size_of};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The C side: the spec's table as a header would write it.
+const C_SOURCE: &str = r#"
+#include <linux/ioctl.h>
+#include <linux/types.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define FDBOX_NAME_LEN 256
+#define FDBOX_TYPE '.'
+#define FDBOX_BASE 0
+
+struct fdbox_create_box {
+	__u64 flags;
+	__u8 name[FDBOX_NAME_LEN];
+};
+
+struct fdbox_delete_box {
+	__u64 flags;
+	__u8 name[FDBOX_NAME_LEN];
+};
+
+struct fdbox_put_fd {
+	__u64 flags;
+	__u32 fd;
+	__u32 pad;
+	__u8 name[FDBOX_NAME_LEN];
+};
+
+struct fdbox_get_fd {
+	__u64 flags;
+	__u32 pad;
+	__u8 name[FDBOX_NAME_LEN];
+};
+
+#define FDBOX_CREATE_BOX _IO(FDBOX_TYPE, FDBOX_BASE + 0)
+#define FDBOX_DELETE_BOX _IO(FDBOX_TYPE, FDBOX_BASE + 1)
+#define FDBOX_PUT_FD     _IO(FDBOX_TYPE, FDBOX_BASE + 2)
+#define FDBOX_GET_FD     _IO(FDBOX_TYPE, FDBOX_BASE + 3)
+#define FDBOX_SEAL       _IO(FDBOX_TYPE, FDBOX_BASE + 4)
+#define FDBOX_UNSEAL     _IO(FDBOX_TYPE, FDBOX_BASE + 5)
+
+#define SHOW(key, value) printf("%s %lu\n", key, (unsigned long)(value))
+
+int main(void)
+{
+	SHOW("FDBOX_NAME_LEN", FDBOX_NAME_LEN);
+	SHOW("FDBOX_TYPE", FDBOX_TYPE);
+	SHOW("FDBOX_BASE", FDBOX_BASE);
+	SHOW("FDBOX_CREATE_BOX", FDBOX_CREATE_BOX);
+	SHOW("FDBOX_DELETE_BOX", FDBOX_DELETE_BOX);
+	SHOW("FDBOX_PUT_FD", FDBOX_PUT_FD);
+	SHOW("FDBOX_GET_FD", FDBOX_GET_FD);
+	SHOW("FDBOX_SEAL", FDBOX_SEAL);
+	SHOW("FDBOX_UNSEAL", FDBOX_UNSEAL);
+	SHOW("sizeof(struct fdbox_create_box)", sizeof(struct fdbox_create_box));
+	SHOW("offsetof(struct fdbox_create_box, flags)", offsetof(struct fdbox_create_box, flags));
+	SHOW("offsetof(struct fdbox_create_box, name)", offsetof(struct fdbox_create_box, name));
+	SHOW("sizeof(struct fdbox_delete_box)", sizeof(struct fdbox_delete_box));
+	SHOW("offsetof(struct fdbox_delete_box, flags)", offsetof(struct fdbox_delete_box, flags));
+	SHOW("offsetof(struct fdbox_delete_box, name)", offsetof(struct fdbox_delete_box, name));
+	SHOW("sizeof(struct fdbox_put_fd)", sizeof(struct fdbox_put_fd));
+	SHOW("offsetof(struct fdbox_put_fd, flags)", offsetof(struct fdbox_put_fd, flags));
+	SHOW("offsetof(struct fdbox_put_fd, fd)", offsetof(struct fdbox_put_fd, fd));
+	SHOW("offsetof(struct fdbox_put_fd, pad)", offsetof(struct fdbox_put_fd, pad));
+	SHOW("offsetof(struct fdbox_put_fd, name)", offsetof(struct fdbox_put_fd, name));
+	SHOW("sizeof(struct fdbox_get_fd)", sizeof(struct fdbox_get_fd));
+	SHOW("offsetof(struct fdbox_get_fd, flags)", offsetof(struct fdbox_get_fd, flags));
+	SHOW("offsetof(struct fdbox_get_fd, pad)", offsetof(struct fdbox_get_fd, pad));
+	SHOW("offsetof(struct fdbox_get_fd, name)", offsetof(struct fdbox_get_fd, name));
+	return 0;
+}
+"#;
+
+/// The Rust side, under the same keys.
+fn rust_values() -> Vec<(&'static str, u64)> {
+    vec![
+        ("FDBOX_NAME_LEN", FDBOX_NAME_LEN as u64),
+        ("FDBOX_TYPE", FDBOX_TYPE.into()),
+        ("FDBOX_BASE", FDBOX_BASE.into()),
+        ("FDBOX_CREATE_BOX", FDBOX_CREATE_BOX.into()),
+        ("FDBOX_DELETE_BOX", FDBOX_DELETE_BOX.into()),
+        ("FDBOX_PUT_FD", FDBOX_PUT_FD.into()),
+        ("FDBOX_GET_FD", FDBOX_GET_FD.into()),
+        ("FDBOX_SEAL", FDBOX_SEAL.into()),
+        ("FDBOX_UNSEAL", FDBOX_UNSEAL.into()),
+        (
+            "sizeof(struct fdbox_create_box)",
+            size_of::<FdboxCreateBox>() as u64,
+        ),
+        (
+            "offsetof(struct fdbox_create_box, flags)",
+            offset_of!(FdboxCreateBox, flags) as u64,
+        ),
+        (
+            "offsetof(struct fdbox_create_box, name)",
+            offset_of!(FdboxCreateBox, name) as u64,
+        ),
+        (
+            "sizeof(struct fdbox_delete_box)",
+            size_of::<FdboxDeleteBox>() as u64,
+        ),
+        (
+            "offsetof(struct fdbox_delete_box, flags)",
+            offset_of!(FdboxDeleteBox, flags) as u64,
+        ),
+        (
+            "offsetof(struct fdbox_delete_box, name)",
+            offset_of!(FdboxDeleteBox, name) as u64,
+        ),
+        (
+            "sizeof(struct fdbox_put_fd)",
+            size_of::<FdboxPutFd>() as u64,
+        ),
+        (
+            "offsetof(struct fdbox_put_fd, flags)",
+            offset_of!(FdboxPutFd, flags) as u64,
+        ),
+        (
+            "offsetof(struct fdbox_put_fd, fd)",
+            offset_of!(FdboxPutFd, fd) as u64,
+        ),
+        (
+            "offsetof(struct fdbox_put_fd, pad)",
+            offset_of!(FdboxPutFd, pad) as u64,
+        ),
+        (
+            "offsetof(struct fdbox_put_fd, name)",
+            offset_of!(FdboxPutFd, name) as u64,
+        ),
+        (
+            "sizeof(struct fdbox_get_fd)",
+            size_of::<FdboxGetFd>() as u64,
+        ),
+        (
+            "offsetof(struct fdbox_get_fd, flags)",
+            offset_of!(FdboxGetFd, flags) as u64,
+        ),
+        (
+            "offsetof(struct fdbox_get_fd, pad)",
+            offset_of!(FdboxGetFd, pad) as u64,
+        ),
+        (
+            "offsetof(struct fdbox_get_fd, name)",
+            offset_of!(FdboxGetFd, name) as u64,
+        ),
+    ]
+}
+
+/// A fresh directory for the C program.
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fdbox-uapi-layout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// Compile and run the C side; its values by key.
+fn c_values() -> BTreeMap<String, u64> {
+    let dir = scratch_dir();
+    let source = dir.join("fdbox_uapi.c");
+    let binary = dir.join("fdbox_uapi");
+    std::fs::write(&source, C_SOURCE).unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let compiled = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Werror", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run the C compiler `{cc}` (set CC to another one): {e}")
+        });
+    assert!(
+        compiled.status.success(),
+        "`{cc}` failed to compile {} ({}):\n{}",
+        source.display(),
+        compiled.status,
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    let ran = Command::new(&binary).output().unwrap();
+    assert!(
+        ran.status.success(),
+        "{} failed: {}",
+        binary.display(),
+        ran.status
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    String::from_utf8(ran.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (key, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("unexpected line from the C program: {line:?}"));
+            (key.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn rust_uapi_matches_the_c_compiler() {
+    let c = c_values();
+    let rust = rust_values();
+    assert_eq!(
+        c.len(),
+        rust.len(),
+        "the C program and the Rust table check different things"
+    );
+    let mismatches: Vec<String> = rust
+        .iter()
+        .filter_map(|(key, rust_value)| match c.get(*key) {
+            Some(c_value) if c_value == rust_value => None,
+            Some(c_value) => Some(format!(
+                "{key}: C says {c_value} ({c_value:#x}), Rust says {rust_value} ({rust_value:#x})"
+            )),
+            None => Some(format!("{key}: the C program did not print it")),
+        })
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "fdbox_host::kernel::uapi disagrees with the C compiler on x86_64:\n  {}",
+        mismatches.join("\n  ")
+    );
+}
