@@ -183,3 +183,50 @@ fn sigterm_reaches_the_program_and_ends_the_emulation() {
     assert_eq!(status.code(), Some(128 + 15));
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
 }
+
+/// A Rust guest's memory file, boxed on the kernel device, survives an
+/// emulated kexec: the emulator (the "kernel") stops and starts again with
+/// the same state directory, and a new host process and instance resume.
+#[test]
+fn a_guest_memory_file_survives_an_emulated_kexec() {
+    if !is_root() {
+        return;
+    }
+    let dir = tempdir("guest-kexec");
+    let boot = |until: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fdbox"))
+            .arg("emulate")
+            .arg("--state-dir")
+            .arg(&dir)
+            .args([
+                "--",
+                env!("CARGO_BIN_EXE_fdbox"),
+                "run",
+                "--device",
+                "kernel",
+                "--box",
+                "counter",
+            ])
+            .args([fdbox_guest_artifacts::COUNTER, "--", "--until", until])
+            .output()
+            .expect("run fdbox emulate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = boot("3");
+    assert_eq!(first, "count = 1\ncount = 2\ncount = 3\ndone at 3\n");
+    assert!(
+        dir.join("manifest.json").exists(),
+        "the sealed box was written out"
+    );
+    let second = boot("6");
+    assert_eq!(
+        second, "count = 4\ncount = 5\ncount = 6\ndone at 6\n",
+        "resumed after the kexec"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
