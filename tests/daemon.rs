@@ -3,13 +3,18 @@
 
 use fdbox_host::daemon::wire::{Frame, Head, MORE, Op, Record, Status, VERSION};
 use fdbox_host::daemon::{DaemonDevice, transport};
-use fdbox_host::{Device, Handle, Name};
-use std::io::{BufRead, BufReader, Read, Seek, Write};
+use fdbox_host::{Device, Handle};
+use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "../host/tests/conformance/mod.rs"]
+mod conformance;
+
+use conformance::{content, memfd, name};
 
 const FDBOX: &str = env!("CARGO_BIN_EXE_fdbox");
 
@@ -110,24 +115,6 @@ fn lines(out: &Output) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-fn name(s: &str) -> Name {
-    Name::new(s).unwrap()
-}
-
-fn memfd(text: &str) -> Handle {
-    let mut file = std::fs::File::from(Handle::new_memory_file(&name("t")).unwrap().into_fd());
-    file.write_all(text.as_bytes()).unwrap();
-    Handle::from_fd(file.into()).unwrap()
-}
-
-fn content(handle: Handle) -> String {
-    let mut file = std::fs::File::from(handle.into_fd());
-    file.rewind().unwrap();
-    let mut s = String::new();
-    file.read_to_string(&mut s).unwrap();
-    s
 }
 
 #[test]

@@ -22,21 +22,16 @@ use std::time::{Duration, Instant};
 
 const FDBOX: &str = env!("CARGO_BIN_EXE_fdbox");
 
+#[path = "../host/tests/conformance/mod.rs"]
+mod conformance;
+
+use conformance::{memfd, name};
+
 fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fdbox-restart-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn name(s: &str) -> Name {
-    Name::new(s).unwrap()
-}
-
-fn memfd(text: &str) -> Handle {
-    let mut file = std::fs::File::from(Handle::new_memory_file(&name("t")).unwrap().into_fd());
-    file.write_all(text.as_bytes()).unwrap();
-    Handle::from_fd(file.into()).unwrap()
 }
 
 fn content(handle: &Handle) -> String {

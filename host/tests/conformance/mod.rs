@@ -68,7 +68,8 @@ pub fn alone() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn name(s: &str) -> Name {
+/// A name the test knows is valid.
+pub fn name(s: &str) -> Name {
     Name::new(s).unwrap()
 }
 
