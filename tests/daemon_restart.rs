@@ -2,12 +2,11 @@
 //! store (this test plays systemd: socket activation, the notification
 //! socket, the store), and in place on SIGHUP.
 
-use fdbox_host::daemon::DaemonDevice;
 use fdbox_host::daemon::handover::{MANIFEST_FD_PREFIX, Manifest};
+use fdbox_host::daemon::{DaemonDevice, transport};
 use fdbox_host::{Access, Device, Handle, HandleKind, Name};
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketAddrUnix,
-    SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 use std::collections::BTreeMap;
 use std::io::{IoSliceMut, Read, Seek, Write};
@@ -196,13 +195,7 @@ impl Notified {
                 Err(rustix::io::Errno::AGAIN) => return,
                 Err(e) => panic!("notify socket: {e}"),
             };
-            let fds: Vec<OwnedFd> = control
-                .drain()
-                .flat_map(|m| match m {
-                    RecvAncillaryMessage::ScmRights(fds) => fds.collect::<Vec<_>>(),
-                    _ => Vec::new(),
-                })
-                .collect();
+            let fds = transport::take_fds(&mut control);
             let text = String::from_utf8(buf[..msg.bytes].to_vec()).unwrap();
             let fields: BTreeMap<&str, &str> =
                 text.lines().filter_map(|l| l.split_once('=')).collect();

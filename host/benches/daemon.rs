@@ -29,8 +29,8 @@ use fdbox_host::device::Device;
 use fdbox_host::{FdboxCtx, Grant, Handle, MemoryDevice, Name, Quotas, WasiFdbox};
 use rustix::io::Errno;
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
-    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 use rustix::process::{Pid, Resource, Rlimit, Signal};
 use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Write};
@@ -1026,11 +1026,7 @@ fn raw_recv(socket: BorrowedFd<'_>, fds: &mut Vec<OwnedFd>) -> usize {
             Err(e) => panic!("recvmsg: {e}"),
         }
     };
-    for m in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = m {
-            fds.extend(received);
-        }
-    }
+    fds.extend(transport::take_fds(&mut control));
     assert!(
         !msg.flags.contains(ReturnFlags::CTRUNC),
         "fds dropped by the kernel: RLIMIT_NOFILE too low"

@@ -143,12 +143,9 @@ pub fn receive_listener(channel: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         &mut control,
         rustix::net::RecvFlags::CMSG_CLOEXEC,
     )?;
-    control
-        .drain()
-        .find_map(|m| match m {
-            rustix::net::RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
-            _ => None,
-        })
+    fdbox_host::daemon::transport::take_fds(&mut control)
+        .into_iter()
+        .next()
         .ok_or_else(|| io::Error::other("the child sent no seccomp listener"))
 }
 

@@ -98,13 +98,7 @@ fn recv_into(
         }
     };
     // Take the fds first, so that they are owned (and closed on any error).
-    let fds: Vec<OwnedFd> = control
-        .drain()
-        .flat_map(|m| match m {
-            RecvAncillaryMessage::ScmRights(fds) => fds.collect::<Vec<_>>(),
-            _ => Vec::new(),
-        })
-        .collect();
+    let fds = take_fds(&mut control);
     if msg.flags.contains(ReturnFlags::CTRUNC) {
         return Err(RecvError::FdsTruncated);
     }
@@ -117,6 +111,18 @@ fn recv_into(
     buf.clear();
     buf.extend_from_slice(&space[..msg.bytes]);
     Ok(fds)
+}
+
+/// Every fd a received message carried (SCM_RIGHTS), owned: whatever the
+/// caller does next, none of them can leak.
+pub fn take_fds(control: &mut RecvAncillaryBuffer<'_>) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    fds
 }
 
 /// A new seqpacket socket.
