@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use fdbox_host::daemon::{DaemonDevice, default_socket_path};
-use fdbox_host::kernel::FdboxDevice;
+use fdbox_host::kernel::{FdboxDevice, LiveUpdateDevice};
 use fdbox_host::{Device, MemoryDevice};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -15,11 +15,14 @@ use std::time::{Duration, Instant};
 /// The device flags shared by the host commands.
 #[derive(Args, Clone)]
 pub struct DeviceArgs {
-    /// Where boxes live: `kernel` (the kernel's /dev/fdbox: survives this
-    /// process, memory files only), `daemon` (the holder daemon: survives
-    /// this process; started if none runs) or `memory` (this process only:
-    /// survives guest crashes and restarts, not the host) [default: kernel
-    /// if /dev/fdbox/fdbox exists, else daemon]
+    /// Where boxes live: `kernel` (the FDBox kernel's /dev/fdbox: survives
+    /// this process and, sealed, a kexec; memory files only), `liveupdate`
+    /// (Linux 6.19+'s /dev/liveupdate: sealed boxes survive a kexec, not
+    /// this process's exit; memory files only; one process at a time),
+    /// `daemon` (the holder daemon: survives this process; started if none
+    /// runs) or `memory` (this process only: survives guest crashes and
+    /// restarts, not the host) [default: kernel if /dev/fdbox/fdbox opens,
+    /// else liveupdate if /dev/liveupdate opens, else daemon]
     #[arg(long, value_enum, env = "FDBOX_DEVICE")]
     pub device: Option<DeviceKind>,
 
@@ -38,6 +41,8 @@ pub enum DeviceKind {
     Memory,
     /// The kernel's FDBox device, /dev/fdbox.
     Kernel,
+    /// The kernel's Live Update Orchestrator, /dev/liveupdate.
+    Liveupdate,
 }
 
 impl DeviceArgs {
@@ -46,12 +51,15 @@ impl DeviceArgs {
         self.socket.clone().unwrap_or_else(default_socket_path)
     }
 
-    /// The chosen device: `--device`, else the kernel's if
-    /// /dev/fdbox/fdbox exists (opens), else the daemon.
+    /// The chosen device: `--device`, else the kernel's FDBox if
+    /// /dev/fdbox/fdbox opens, else Live Update if /dev/liveupdate opens
+    /// (not while another process, systemd say, holds it), else the daemon.
     pub fn kind(&self) -> DeviceKind {
         self.device.unwrap_or_else(|| {
             if FdboxDevice::available() {
                 DeviceKind::Kernel
+            } else if LiveUpdateDevice::available() {
+                DeviceKind::Liveupdate
             } else {
                 DeviceKind::Daemon
             }
@@ -64,6 +72,7 @@ impl DeviceArgs {
         Ok(match self.kind() {
             DeviceKind::Memory => Arc::new(MemoryDevice::new()),
             DeviceKind::Kernel => Arc::new(FdboxDevice::open()?),
+            DeviceKind::Liveupdate => Arc::new(LiveUpdateDevice::open()?),
             DeviceKind::Daemon => Arc::new(connect_or_start(&self.socket_path())?),
         })
     }

@@ -31,7 +31,8 @@ enum Command {
     Daemon(daemon::DaemonArgs),
     /// Show the boxes the holder daemon holds.
     Ls(ls::LsArgs),
-    /// Run a program as if the kernel had the FDBox device /dev/fdbox.
+    /// Run a program as if the kernel had the FDBox device /dev/fdbox or
+    /// Live Update's /dev/liveupdate.
     Emulate(emulate::EmulateArgs),
 }
 

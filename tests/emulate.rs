@@ -1,12 +1,16 @@
-//! `fdbox emulate`: an unmodified C program talks to /dev/fdbox with raw
-//! open and ioctl calls (tests/c/emulate_checks.c) and gets the RFC
-//! driver's answers, including across a simulated kexec.
+//! `fdbox emulate`: unmodified C programs talk to /dev/fdbox
+//! (tests/c/emulate_checks.c) and to /dev/liveupdate
+//! (tests/c/liveupdate_checks.c) with raw open and ioctl calls and get the
+//! RFC driver's and the Live Update Orchestrator's answers, including across
+//! a simulated kexec.
 //!
-//! Needs root (the driver requires CAP_SYS_ADMIN, which the emulator checks)
-//! and a C compiler; CI runs it as root.
+//! Needs root (the driver requires CAP_SYS_ADMIN, which the emulator checks;
+//! /dev/liveupdate is root's, mode 0600) and a C compiler; CI runs it as
+//! root.
 
+use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 fn tempdir(tag: &str) -> PathBuf {
@@ -16,12 +20,11 @@ fn tempdir(tag: &str) -> PathBuf {
     dir
 }
 
-/// The C program, compiled once per test binary.
-fn checks_program() -> &'static Path {
-    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
-    PROGRAM.get_or_init(|| {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/emulate_checks.c");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("emulate_checks");
+/// tests/c/`name`.c, compiled (once per test binary, in `cell`).
+fn c_program(cell: &'static OnceLock<PathBuf>, name: &str) -> &'static Path {
+    cell.get_or_init(|| {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
         let status = Command::new("cc")
             .args(["-Wall", "-Werror", "-o"])
             .arg(&out)
@@ -33,6 +36,18 @@ fn checks_program() -> &'static Path {
     })
 }
 
+/// The FDBox C program.
+fn checks_program() -> &'static Path {
+    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+    c_program(&PROGRAM, "emulate_checks")
+}
+
+/// The LUO C program.
+fn liveupdate_program() -> &'static Path {
+    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+    c_program(&PROGRAM, "liveupdate_checks")
+}
+
 fn is_root() -> bool {
     if rustix::process::geteuid().is_root() {
         return true;
@@ -41,16 +56,25 @@ fn is_root() -> bool {
     false
 }
 
-fn emulate(state_dir: Option<&Path>, mode: &str) -> Output {
+/// `fdbox emulate [--device DEVICE] [--state-dir DIR] -- PROGRAM MODE`.
+fn emulate_command(device: &str, state_dir: Option<&Path>, program: &Path, mode: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fdbox"));
-    command.arg("emulate");
+    command.args(["emulate", "--device", device]);
     if let Some(dir) = state_dir {
         command.arg("--state-dir").arg(dir);
     }
+    command.arg("--").arg(program).arg(mode);
     command
-        .arg("--")
-        .arg(checks_program())
-        .arg(mode)
+}
+
+fn emulate(state_dir: Option<&Path>, mode: &str) -> Output {
+    emulate_command("fdbox", state_dir, checks_program(), mode)
+        .output()
+        .expect("run fdbox emulate")
+}
+
+fn emulate_liveupdate(state_dir: Option<&Path>, mode: &str) -> Output {
+    emulate_command("liveupdate", state_dir, liveupdate_program(), mode)
         .output()
         .expect("run fdbox emulate")
 }
@@ -228,5 +252,222 @@ fn a_guest_memory_file_survives_an_emulated_kexec() {
         second, "count = 4\ncount = 5\ncount = 6\ndone at 6\n",
         "resumed after the kexec"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn liveupdate_answers_as_the_kernel() {
+    if !is_root() {
+        return;
+    }
+    let out = emulate_liveupdate(None, "checks");
+    assert_checks(
+        &out,
+        &[
+            "a second open: EBUSY",
+            "a child's open: EBUSY too",
+            "a dup keeps it open: EBUSY",
+            "closed, it opens again",
+            "create session a: fd in the struct",
+            "the session fd is close-on-exec",
+            "create a again: EEXIST",
+            "create empty name: EINVAL",
+            "create unterminated name: EINVAL",
+            "size too small: EINVAL",
+            "non-zero tail bytes: E2BIG",
+            "zero tail bytes: accepted",
+            "retrieve unknown session: ENOENT",
+            "an unknown session request: EINVAL",
+            "preserve a pipe: ENOENT",
+            "a LUO request on a pipe is the kernel's: ENOTTY",
+            "preserve a bad fd: EBADF",
+            "preserve token 1 again: EEXIST",
+            "preserve the same file (a dup) again: EBUSY",
+            "a new open of the memfd is another file: preserved",
+            "preserve a file of session a in b: EBUSY",
+            "RETRIEVE_FD on an outgoing session: EINVAL",
+            "FINISH on an outgoing session: EINVAL",
+            "preserve 1024 memfds in a session",
+            "the 1025th: ENOSPC",
+            "closing session a frees its name",
+            "and un-preserves its files",
+            "an ordinary open still works",
+        ],
+    );
+    if Path::new("/usr/bin/setpriv").exists() {
+        let out = Command::new(env!("CARGO_BIN_EXE_fdbox"))
+            .args(["emulate", "--device", "liveupdate", "--", "setpriv"])
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(liveupdate_program())
+            .arg("eacces")
+            .output()
+            .unwrap();
+        assert_checks(&out, &["open as another uid: EACCES"]);
+    }
+}
+
+/// SIGTERM to the emulator is the kexec moment: the outgoing sessions open
+/// then travel, and come back once as incoming sessions.
+#[test]
+fn liveupdate_sessions_survive_a_sigterm_kexec() {
+    if !is_root() {
+        return;
+    }
+    let dir = tempdir("luo-kexec");
+    let before = emulate_command(
+        "liveupdate",
+        Some(&dir),
+        liveupdate_program(),
+        "kexec-before",
+    );
+    let (status, _, stderr) = kexec_when(before, |seen| seen.lines().any(|l| l == "ok ready"));
+    // The program died of the SIGTERM passed on to it.
+    assert_eq!(status.code(), Some(128 + 15), "{stderr}");
+    let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(manifest["device"], "liveupdate");
+    assert_eq!(
+        manifest["sessions"].as_array().unwrap().len(),
+        1,
+        "{manifest}"
+    );
+
+    let after = emulate_liveupdate(Some(&dir), "kexec-after");
+    assert_checks(
+        &after,
+        &[
+            "retrieve session s",
+            "retrieve s again: EINVAL",
+            "the closed session did not travel: ENOENT",
+            "an outgoing session may take the incoming one's name",
+            "retrieve token 7",
+            "its content survived",
+            "its offset survived",
+            "it is close-on-exec",
+            "PRESERVE_FD on an incoming session: EINVAL",
+            "retrieve token 7 again: ENOENT",
+            "FINISH",
+            "retrieve s after FINISH: still EINVAL",
+        ],
+    );
+    let third = emulate_liveupdate(Some(&dir), "kexec-third");
+    assert_checks(&third, &["s did not travel again: ENOENT"]);
+
+    // The state of one device is not the other's.
+    let fdbox = emulate(Some(&dir), "kexec-after");
+    assert_eq!(fdbox.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&fdbox.stderr).contains("--device liveupdate"),
+        "{}",
+        String::from_utf8_lossy(&fdbox.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Run `emulator` (an `fdbox emulate` command) until what its program has
+/// printed is `ready`, then send the emulator SIGTERM, the kexec moment of
+/// the emulated Live Update device; its exit status, stdout and stderr.
+fn kexec_when(
+    mut emulator: Command,
+    ready: impl Fn(&str) -> bool,
+) -> (std::process::ExitStatus, String, String) {
+    let mut child = emulator
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run fdbox emulate");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !ready(&seen) {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            let mut stderr = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+            panic!("the program ended before it was ready:\n{seen}\n{stderr}");
+        }
+        assert!(!line.starts_with("FAIL"), "{seen}{line}");
+        seen.push_str(&line);
+    }
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    seen.push_str(&rest);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, seen, stderr)
+}
+
+/// A Rust guest's memory file, boxed and sealed on the Live Update device,
+/// survives an emulated kexec taken while its host runs (the device
+/// preserves only while the host holds it, as LUO), and the next boot's
+/// host adopts the sealed box: the guest unseals it and reads its content.
+#[test]
+fn a_guest_memory_file_survives_a_liveupdate_kexec() {
+    if !is_root() {
+        return;
+    }
+    let dir = tempdir("guest-luo-kexec");
+    let host = |steps: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fdbox"));
+        command
+            .args(["emulate", "--device", "liveupdate", "--state-dir"])
+            .arg(&dir)
+            .args([
+                "--",
+                env!("CARGO_BIN_EXE_fdbox"),
+                "run",
+                "--device",
+                "liveupdate",
+                "--box",
+                "kv",
+                fdbox_guest_artifacts::PROBE,
+                "--",
+            ])
+            .args(steps);
+        command
+    };
+    let (status, stdout, stderr) = kexec_when(
+        host(&[
+            "create",
+            "kv",
+            "put-memfd",
+            "kv",
+            "state",
+            "count=41",
+            "seal",
+            "kv",
+            "hang",
+        ]),
+        |seen| seen.lines().count() == 4,
+    );
+    // Four steps, four OKs; the kexec (SIGTERM) came during `hang`.
+    assert!(stdout.starts_with("OK\nOK\nOK\nOK\n"), "{stdout}\n{stderr}");
+    assert_eq!(status.code(), Some(128 + 15), "{stderr}");
+
+    let out = host(&[
+        "sealed", "kv", "entries", "kv", "unseal", "kv", "get", "kv", "state",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "OK true\nOK state:memory-file\nOK\nOK count=41\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success());
+
+    // That boot ended without a kexec: its sessions closed with the host,
+    // and nothing travels to the next.
+    let out = host(&["open", "kv"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ERR not-found\n");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,18 +1,21 @@
-//! The Rust FDBox UAPI definitions (`fdbox_host::kernel::uapi`) against a C
-//! compiler: the structs and request macros are written in C exactly as
+//! The Rust UAPI definitions of both kernel devices (FDBox's
+//! `fdbox_host::kernel::uapi`, Live Update's
+//! `fdbox_host::kernel::liveupdate_uapi`) against a C compiler: the structs
+//! and request macros are written in C exactly as
 //! `shared/spec/KERNEL-UAPI.md` gives them (`_IO` from `<linux/ioctl.h>`,
-//! `__u64`/`__u32`/`__u8` from `<linux/types.h>`), compiled with the system
-//! `cc` into a temporary directory, run, and every size, offset and request
-//! number it prints must equal the Rust one.
+//! `__u64`/`__aligned_u64`/`__u32`/`__s32`/`__u8` from `<linux/types.h>`),
+//! compiled with the system `cc` into a temporary directory, run, and every
+//! size, offset and request number it prints must equal the Rust one.
 
+use fdbox_host::kernel::liveupdate_uapi::*;
 use fdbox_host::kernel::uapi::*;
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The C side: the spec's table as a header would write it.
-const C_SOURCE: &str = r#"
+/// The C side of FDBox: the spec's table as a header would write it.
+const FDBOX_C_SOURCE: &str = r#"
 #include <linux/ioctl.h>
 #include <linux/types.h>
 #include <stddef.h>
@@ -84,8 +87,181 @@ int main(void)
 }
 "#;
 
-/// The Rust side, under the same keys.
-fn rust_values() -> Vec<(&'static str, u64)> {
+/// The C side of Live Update: the spec's table as a header would write it.
+const LIVEUPDATE_C_SOURCE: &str = r#"
+#include <linux/ioctl.h>
+#include <linux/types.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define LIVEUPDATE_IOCTL_TYPE 0xBA
+#define LIVEUPDATE_SESSION_NAME_LENGTH 64
+
+struct liveupdate_ioctl_create_session {
+	__u32 size;
+	__s32 fd;
+	__u8 name[LIVEUPDATE_SESSION_NAME_LENGTH];
+};
+
+struct liveupdate_ioctl_retrieve_session {
+	__u32 size;
+	__s32 fd;
+	__u8 name[LIVEUPDATE_SESSION_NAME_LENGTH];
+};
+
+struct liveupdate_session_preserve_fd {
+	__u32 size;
+	__s32 fd;
+	__aligned_u64 token;
+};
+
+struct liveupdate_session_retrieve_fd {
+	__u32 size;
+	__s32 fd;
+	__aligned_u64 token;
+};
+
+struct liveupdate_session_finish {
+	__u32 size;
+	__u32 reserved;
+};
+
+#define LIVEUPDATE_IOCTL_CREATE_SESSION   _IO(LIVEUPDATE_IOCTL_TYPE, 0x00)
+#define LIVEUPDATE_IOCTL_RETRIEVE_SESSION _IO(LIVEUPDATE_IOCTL_TYPE, 0x01)
+#define LIVEUPDATE_SESSION_PRESERVE_FD    _IO(LIVEUPDATE_IOCTL_TYPE, 0x40)
+#define LIVEUPDATE_SESSION_RETRIEVE_FD    _IO(LIVEUPDATE_IOCTL_TYPE, 0x41)
+#define LIVEUPDATE_SESSION_FINISH         _IO(LIVEUPDATE_IOCTL_TYPE, 0x42)
+
+#define SHOW(key, value) printf("%s %lu\n", key, (unsigned long)(value))
+#define LAYOUT2(s, a, b) \
+	SHOW("sizeof(struct " #s ")", sizeof(struct s)); \
+	SHOW("offsetof(struct " #s ", " #a ")", offsetof(struct s, a)); \
+	SHOW("offsetof(struct " #s ", " #b ")", offsetof(struct s, b))
+
+int main(void)
+{
+	SHOW("LIVEUPDATE_IOCTL_TYPE", LIVEUPDATE_IOCTL_TYPE);
+	SHOW("LIVEUPDATE_SESSION_NAME_LENGTH", LIVEUPDATE_SESSION_NAME_LENGTH);
+	SHOW("LIVEUPDATE_IOCTL_CREATE_SESSION", LIVEUPDATE_IOCTL_CREATE_SESSION);
+	SHOW("LIVEUPDATE_IOCTL_RETRIEVE_SESSION", LIVEUPDATE_IOCTL_RETRIEVE_SESSION);
+	SHOW("LIVEUPDATE_SESSION_PRESERVE_FD", LIVEUPDATE_SESSION_PRESERVE_FD);
+	SHOW("LIVEUPDATE_SESSION_RETRIEVE_FD", LIVEUPDATE_SESSION_RETRIEVE_FD);
+	SHOW("LIVEUPDATE_SESSION_FINISH", LIVEUPDATE_SESSION_FINISH);
+	SHOW("offsetof(struct liveupdate_ioctl_create_session, size)", offsetof(struct liveupdate_ioctl_create_session, size));
+	LAYOUT2(liveupdate_ioctl_create_session, fd, name);
+	LAYOUT2(liveupdate_ioctl_retrieve_session, fd, name);
+	LAYOUT2(liveupdate_session_preserve_fd, fd, token);
+	LAYOUT2(liveupdate_session_retrieve_fd, fd, token);
+	LAYOUT2(liveupdate_session_finish, size, reserved);
+	return 0;
+}
+"#;
+
+/// The Rust side of Live Update, under the C program's keys.
+fn liveupdate_rust_values() -> Vec<(&'static str, u64)> {
+    let session = |field: &str| match field {
+        "fd" => offset_of!(LiveupdateSession, fd),
+        _ => offset_of!(LiveupdateSession, name),
+    } as u64;
+    let session_fd = |field: &str| match field {
+        "fd" => offset_of!(LiveupdateSessionFd, fd),
+        _ => offset_of!(LiveupdateSessionFd, token),
+    } as u64;
+    vec![
+        ("LIVEUPDATE_IOCTL_TYPE", LIVEUPDATE_IOCTL_TYPE.into()),
+        (
+            "LIVEUPDATE_SESSION_NAME_LENGTH",
+            LIVEUPDATE_SESSION_NAME_LENGTH as u64,
+        ),
+        (
+            "LIVEUPDATE_IOCTL_CREATE_SESSION",
+            LIVEUPDATE_IOCTL_CREATE_SESSION.into(),
+        ),
+        (
+            "LIVEUPDATE_IOCTL_RETRIEVE_SESSION",
+            LIVEUPDATE_IOCTL_RETRIEVE_SESSION.into(),
+        ),
+        (
+            "LIVEUPDATE_SESSION_PRESERVE_FD",
+            LIVEUPDATE_SESSION_PRESERVE_FD.into(),
+        ),
+        (
+            "LIVEUPDATE_SESSION_RETRIEVE_FD",
+            LIVEUPDATE_SESSION_RETRIEVE_FD.into(),
+        ),
+        (
+            "LIVEUPDATE_SESSION_FINISH",
+            LIVEUPDATE_SESSION_FINISH.into(),
+        ),
+        (
+            "offsetof(struct liveupdate_ioctl_create_session, size)",
+            offset_of!(LiveupdateSession, size) as u64,
+        ),
+        (
+            "sizeof(struct liveupdate_ioctl_create_session)",
+            size_of::<LiveupdateSession>() as u64,
+        ),
+        (
+            "offsetof(struct liveupdate_ioctl_create_session, fd)",
+            session("fd"),
+        ),
+        (
+            "offsetof(struct liveupdate_ioctl_create_session, name)",
+            session("name"),
+        ),
+        (
+            "sizeof(struct liveupdate_ioctl_retrieve_session)",
+            size_of::<LiveupdateSession>() as u64,
+        ),
+        (
+            "offsetof(struct liveupdate_ioctl_retrieve_session, fd)",
+            session("fd"),
+        ),
+        (
+            "offsetof(struct liveupdate_ioctl_retrieve_session, name)",
+            session("name"),
+        ),
+        (
+            "sizeof(struct liveupdate_session_preserve_fd)",
+            size_of::<LiveupdateSessionFd>() as u64,
+        ),
+        (
+            "offsetof(struct liveupdate_session_preserve_fd, fd)",
+            session_fd("fd"),
+        ),
+        (
+            "offsetof(struct liveupdate_session_preserve_fd, token)",
+            session_fd("token"),
+        ),
+        (
+            "sizeof(struct liveupdate_session_retrieve_fd)",
+            size_of::<LiveupdateSessionFd>() as u64,
+        ),
+        (
+            "offsetof(struct liveupdate_session_retrieve_fd, fd)",
+            session_fd("fd"),
+        ),
+        (
+            "offsetof(struct liveupdate_session_retrieve_fd, token)",
+            session_fd("token"),
+        ),
+        (
+            "sizeof(struct liveupdate_session_finish)",
+            size_of::<LiveupdateSessionFinish>() as u64,
+        ),
+        (
+            "offsetof(struct liveupdate_session_finish, size)",
+            offset_of!(LiveupdateSessionFinish, size) as u64,
+        ),
+        (
+            "offsetof(struct liveupdate_session_finish, reserved)",
+            offset_of!(LiveupdateSessionFinish, reserved) as u64,
+        ),
+    ]
+}
+
+/// The Rust side of FDBox, under the C program's keys.
+fn fdbox_rust_values() -> Vec<(&'static str, u64)> {
     vec![
         ("FDBOX_NAME_LEN", FDBOX_NAME_LEN as u64),
         ("FDBOX_TYPE", FDBOX_TYPE.into()),
@@ -159,20 +335,20 @@ fn rust_values() -> Vec<(&'static str, u64)> {
     ]
 }
 
-/// A fresh directory for the C program.
-fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fdbox-uapi-layout-{}", std::process::id()));
+/// A fresh directory for the C program `tag`.
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fdbox-uapi-layout-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
 }
 
-/// Compile and run the C side; its values by key.
-fn c_values() -> BTreeMap<String, u64> {
-    let dir = scratch_dir();
-    let source = dir.join("fdbox_uapi.c");
-    let binary = dir.join("fdbox_uapi");
-    std::fs::write(&source, C_SOURCE).unwrap();
+/// Compile and run the C program `c_source`; its values by key.
+fn c_values(tag: &str, c_source: &str) -> BTreeMap<String, u64> {
+    let dir = scratch_dir(tag);
+    let source = dir.join("uapi.c");
+    let binary = dir.join("uapi");
+    std::fs::write(&source, c_source).unwrap();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let compiled = Command::new(&cc)
         .args(["-std=c11", "-Wall", "-Werror", "-o"])
@@ -209,10 +385,9 @@ fn c_values() -> BTreeMap<String, u64> {
         .collect()
 }
 
-#[test]
-fn rust_uapi_matches_the_c_compiler() {
-    let c = c_values();
-    let rust = rust_values();
+/// Every Rust value equals the C program's under the same key, and each
+/// side checks the same keys.
+fn assert_matches(module: &str, c: BTreeMap<String, u64>, rust: Vec<(&str, u64)>) {
     assert_eq!(
         c.len(),
         rust.len(),
@@ -230,7 +405,25 @@ fn rust_uapi_matches_the_c_compiler() {
         .collect();
     assert!(
         mismatches.is_empty(),
-        "fdbox_host::kernel::uapi disagrees with the C compiler on x86_64:\n  {}",
+        "{module} disagrees with the C compiler on x86_64:\n  {}",
         mismatches.join("\n  ")
+    );
+}
+
+#[test]
+fn fdbox_uapi_matches_the_c_compiler() {
+    assert_matches(
+        "fdbox_host::kernel::uapi",
+        c_values("fdbox", FDBOX_C_SOURCE),
+        fdbox_rust_values(),
+    );
+}
+
+#[test]
+fn liveupdate_uapi_matches_the_c_compiler() {
+    assert_matches(
+        "fdbox_host::kernel::liveupdate_uapi",
+        c_values("liveupdate", LIVEUPDATE_C_SOURCE),
+        liveupdate_rust_values(),
     );
 }

@@ -59,10 +59,15 @@ pub enum Error {
         reason: &'static str,
     },
     /// A name is too long.
-    #[error("name is {len} bytes long; the limit is 255 bytes")]
+    #[error("name is {len} bytes long; the limit is {limit} bytes{context}")]
     NameTooLong {
-        /// Its length in bytes.
+        /// Its length in bytes (with any prefix the device adds).
         len: usize,
+        /// The longest name allowed.
+        limit: usize,
+        /// Why the limit is what it is, when it is not the WIT's 255 (a
+        /// device's own limit), starting with "; ".
+        context: &'static str,
     },
     /// A box of that name exists.
     #[error("box {0:?} already exists; open it instead, or pick another name")]
@@ -75,6 +80,17 @@ pub enum Error {
         /// The box.
         box_name: Name,
         /// The entry.
+        entry: Name,
+    },
+    /// The same open file is in a box already, on a device that holds each
+    /// file once (Live Update preserves a file in one place).
+    #[error(
+        "this file is already in box {box_name:?} as entry {entry:?}, and this device holds each open file once; get it out of there first"
+    )]
+    AlreadyBoxed {
+        /// The box holding it.
+        box_name: Name,
+        /// Its entry there.
         entry: Name,
     },
     /// No such box.
@@ -130,7 +146,9 @@ impl Error {
         match self {
             Error::InvalidName { .. } => ErrorCode::InvalidName,
             Error::NameTooLong { .. } => ErrorCode::NameTooLong,
-            Error::BoxExists(_) | Error::EntryExists { .. } => ErrorCode::AlreadyExists,
+            Error::BoxExists(_) | Error::EntryExists { .. } | Error::AlreadyBoxed { .. } => {
+                ErrorCode::AlreadyExists
+            }
             Error::NoSuchBox(_) | Error::NoSuchEntry { .. } => ErrorCode::NotFound,
             Error::BoxSealed(_) => ErrorCode::BoxSealed,
             Error::BoxNotSealed(_) => ErrorCode::BoxNotSealed,

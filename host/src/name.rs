@@ -19,7 +19,11 @@ impl Name {
         let problem = if name.is_empty() {
             Some("it is empty")
         } else if name.len() > MAX_NAME_LEN {
-            return Err(Error::NameTooLong { len: name.len() });
+            return Err(Error::NameTooLong {
+                len: name.len(),
+                limit: MAX_NAME_LEN,
+                context: "",
+            });
         } else if name.contains('\0') {
             Some("it contains a NUL byte")
         } else if name.contains('/') {

@@ -6,29 +6,18 @@
 //! The driver reads its arguments from the caller through [`Caller`], so it
 //! knows nothing of seccomp; the supervisor does the answering.
 
-use super::nodes::{Node, Nodes};
+use super::caller::{Caller, GONE, pending, read_struct, u32_at, u64_at};
+use super::nodes::{Node, Nodes, components};
 use fdbox_host::kernel::uapi::{
     FDBOX_CREATE_BOX, FDBOX_DELETE_BOX, FDBOX_GET_FD, FDBOX_NAME_LEN, FDBOX_PUT_FD, FDBOX_SEAL,
     FDBOX_UNSEAL, FdboxCreateBox, FdboxGetFd, FdboxPutFd, field_name,
 };
 use fdbox_host::{Device, ErrorCode, Handle, HandleKind, MemoryDevice, Name};
-use std::io;
 use std::mem::{offset_of, size_of};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 
 /// The name of the control device in `/dev/fdbox`, which no box can take.
 const CONTROL_NAME: &str = "fdbox";
-
-/// The calling thread, as the driver needs it.
-pub trait Caller {
-    /// `len` bytes of its memory at `addr` (EFAULT if unreadable).
-    fn read(&self, addr: u64, len: usize) -> io::Result<Vec<u8>>;
-    /// A copy of its fd `fd` (EBADF if it has none).
-    fn get_fd(&self, fd: i32) -> io::Result<OwnedFd>;
-    /// Whether its call still waits for an answer: what was read from it is
-    /// only valid if so, and nothing may change before this is checked.
-    fn still_pending(&self) -> bool;
-}
 
 /// What an open of a path is.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,10 +74,6 @@ fn errno(code: ErrorCode) -> i32 {
     }
 }
 
-fn os_errno(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(libc::EIO)
-}
-
 /// A name field at `offset` of `bytes`: EINVAL without its NUL, as the
 /// driver; EINVAL too for names the driver took but fdbox does not (empty,
 /// with '/', which cannot be a device node; not UTF-8, a limit of this
@@ -103,27 +88,15 @@ fn name_at(bytes: &[u8], offset: usize, invalid: i32) -> Result<Name, i32> {
     Name::new(name).map_err(|_| invalid)
 }
 
-fn u64_at(bytes: &[u8], offset: usize) -> u64 {
-    u64::from_ne_bytes(bytes[offset..offset + 8].try_into().expect("8 bytes"))
-}
-
-fn u32_at(bytes: &[u8], offset: usize) -> u32 {
-    u32::from_ne_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes"))
-}
-
 impl Driver {
     /// What opening `path` means. Only absolute paths naming
     /// `/dev/fdbox/<node>` are recognised (repeated '/' and '.' components
     /// allowed); relative paths, '..' and symbolic links reach the kernel,
     /// where /dev/fdbox does not exist.
     pub fn open(&self, path: &[u8]) -> Open {
-        if path.first() != Some(&b'/') {
+        let Some(parts) = components(path) else {
             return Open::NotOurs;
-        }
-        let parts: Vec<&[u8]> = path
-            .split(|b| *b == b'/')
-            .filter(|p| !p.is_empty() && *p != b".")
-            .collect();
+        };
         let [b"dev", b"fdbox", node] = parts.as_slice() else {
             return Open::NotOurs;
         };
@@ -167,12 +140,8 @@ impl Driver {
         }
     }
 
-    fn read_struct(caller: &dyn Caller, arg: u64, len: usize) -> Result<Vec<u8>, i32> {
-        caller.read(arg, len).map_err(|e| os_errno(&e))
-    }
-
     fn create_box(&mut self, arg: u64, caller: &dyn Caller) -> Result<Outcome, i32> {
-        let bytes = Self::read_struct(caller, arg, size_of::<FdboxCreateBox>())?;
+        let bytes = read_struct(caller, arg, size_of::<FdboxCreateBox>())?;
         pending(caller)?;
         if u64_at(&bytes, offset_of!(FdboxCreateBox, flags)) != 0 {
             return Err(libc::EINVAL);
@@ -187,7 +156,7 @@ impl Driver {
     }
 
     fn delete_box(&mut self, arg: u64, caller: &dyn Caller) -> Result<Outcome, i32> {
-        let bytes = Self::read_struct(caller, arg, size_of::<FdboxCreateBox>())?;
+        let bytes = read_struct(caller, arg, size_of::<FdboxCreateBox>())?;
         pending(caller)?;
         if u64_at(&bytes, offset_of!(FdboxCreateBox, flags)) != 0 {
             return Err(libc::EINVAL);
@@ -212,7 +181,7 @@ impl Driver {
     /// a taken name (EEXIST). The RFC checks no flags on PUT_FD, so neither
     /// does this.
     fn put_fd(&mut self, box_name: &Name, arg: u64, caller: &dyn Caller) -> Result<Outcome, i32> {
-        let bytes = Self::read_struct(caller, arg, size_of::<FdboxPutFd>())?;
+        let bytes = read_struct(caller, arg, size_of::<FdboxPutFd>())?;
         if self.sealed(box_name)? {
             return Err(libc::EBUSY);
         }
@@ -242,7 +211,7 @@ impl Driver {
     /// GET_FD, in the driver's order: sealed (EBUSY), flags (EINVAL), name
     /// (EINVAL), unknown name (ENOENT).
     fn get_fd(&mut self, box_name: &Name, arg: u64, caller: &dyn Caller) -> Result<Outcome, i32> {
-        let bytes = Self::read_struct(caller, arg, size_of::<FdboxGetFd>())?;
+        let bytes = read_struct(caller, arg, size_of::<FdboxGetFd>())?;
         pending(caller)?;
         if self.sealed(box_name)? {
             return Err(libc::EBUSY);
@@ -271,17 +240,6 @@ impl Driver {
         };
         result.map_err(|e| errno(e.code()))?;
         Ok(Outcome::Done)
-    }
-}
-
-/// Not an errno: the caller went away.
-const GONE: i32 = -1;
-
-fn pending(caller: &dyn Caller) -> Result<(), i32> {
-    if caller.still_pending() {
-        Ok(())
-    } else {
-        Err(GONE)
     }
 }
 

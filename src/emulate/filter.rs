@@ -3,10 +3,13 @@
 //!
 //! The filter sends to the supervisor (SECCOMP_RET_USER_NOTIF) every `openat`,
 //! `open` and `openat2`, because the path is in the program's memory where a filter
-//! cannot look, and every `ioctl` whose request is one of the six FDBox
-//! requests; everything else runs as usual. The supervisor lets the opens
-//! that are not of `/dev/fdbox/...` continue.
+//! cannot look, and every `ioctl` whose request is in the emulated device's
+//! range (the six FDBox requests, or LUO's 0xBA00..=0xBA4F); everything else,
+//! the other device's requests included, runs as usual. The supervisor lets
+//! the opens that are not of the device's paths continue.
 
+use super::EmulatedDevice;
+use fdbox_host::kernel::liveupdate_uapi::LIVEUPDATE_IOCTL_CREATE_SESSION;
 use fdbox_host::kernel::uapi::{FDBOX_CREATE_BOX, FDBOX_UNSEAL};
 use libc::{
     BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, sock_filter,
@@ -49,39 +52,56 @@ const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
     }
 }
 
-/// The filter, instruction by instruction; jumps are relative to the next
-/// instruction (classic BPF only jumps forward).
-pub const PROGRAM: [sock_filter; 16] = [
-    // 0-2: only x86_64 system calls; kill the process otherwise, since the
-    // numbers below mean other calls on other ABIs.
-    stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_ARCH),
-    jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-    stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
-    // 3-5: no x32 calls.
-    stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_NR),
-    jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
-    stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
-    // 6-10: openat, open and openat2 go to the supervisor (15), ioctl is
-    // looked at (11), everything else is allowed.
-    jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat as u32, 8, 0),
-    jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_open as u32, 7, 0),
-    jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat2 as u32, 6, 0),
-    jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_ioctl as u32, 1, 0),
-    stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
-    // 11-14: an ioctl request in FDBOX_CREATE_BOX..=FDBOX_UNSEAL goes to the
-    // supervisor, any other is allowed.
-    stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_ARG1_LOW),
-    jump(BPF_JMP | BPF_JGE | BPF_K, FDBOX_CREATE_BOX, 0, 1),
-    jump(BPF_JMP | BPF_JGT | BPF_K, FDBOX_UNSEAL, 0, 1),
-    stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
-    // 15
-    stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF),
-];
+/// The last LUO request trapped: the session requests start at 0xBA40 and
+/// the range leaves room for 16 of them, so that requests a newer header
+/// adds are the emulator's to refuse (EINVAL), as the kernel's table does.
+const LIVEUPDATE_LAST_REQUEST: u32 = 0xBA4F;
 
-/// Install the filter in this process and send its listener fd over
+/// The ioctl requests trapped for `device`, first and last.
+const fn requests(device: EmulatedDevice) -> (u32, u32) {
+    match device {
+        EmulatedDevice::Fdbox => (FDBOX_CREATE_BOX, FDBOX_UNSEAL),
+        EmulatedDevice::Liveupdate => (LIVEUPDATE_IOCTL_CREATE_SESSION, LIVEUPDATE_LAST_REQUEST),
+    }
+}
+
+/// The filter for `device`, instruction by instruction; jumps are relative
+/// to the next instruction (classic BPF only jumps forward). Built before
+/// fork: the child only passes it to the kernel.
+pub const fn program(device: EmulatedDevice) -> [sock_filter; 16] {
+    let (first, last) = requests(device);
+    [
+        // 0-2: only x86_64 system calls; kill the process otherwise, since the
+        // numbers below mean other calls on other ABIs.
+        stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_ARCH),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
+        // 3-5: no x32 calls.
+        stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_NR),
+        jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
+        // 6-10: openat, open and openat2 go to the supervisor (15), ioctl is
+        // looked at (11), everything else is allowed.
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat as u32, 8, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_open as u32, 7, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat2 as u32, 6, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_ioctl as u32, 1, 0),
+        stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+        // 11-14: an ioctl request in first..=last goes to the supervisor, any
+        // other is allowed.
+        stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_ARG1_LOW),
+        jump(BPF_JMP | BPF_JGE | BPF_K, first, 0, 1),
+        jump(BPF_JMP | BPF_JGT | BPF_K, last, 0, 1),
+        stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+        // 15
+        stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF),
+    ]
+}
+
+/// Install `program` in this process and send its listener fd over
 /// `channel`. Runs in the child between fork and exec (`pre_exec`), so it
 /// allocates nothing and only makes system calls.
-pub fn install_and_send_listener(channel: RawFd) -> io::Result<()> {
+pub fn install_and_send_listener(program: &[sock_filter], channel: RawFd) -> io::Result<()> {
     // SAFETY: prctl with these integer arguments reads no memory; it only
     // sets this process's no_new_privs bit, which unprivileged seccomp
     // filters require and which also keeps a setuid program from gaining
@@ -90,8 +110,8 @@ pub fn install_and_send_listener(channel: RawFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     let program = libc::sock_fprog {
-        len: PROGRAM.len() as u16,
-        filter: PROGRAM.as_ptr().cast_mut(),
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut(),
     };
     // NEW_LISTENER returns the notification fd. WAIT_KILLABLE_RECV (5.19+)
     // keeps a signal from interrupting a call the supervisor has already
@@ -99,8 +119,7 @@ pub fn install_and_send_listener(channel: RawFd) -> io::Result<()> {
     // apply it twice (a second CREATE_BOX answering EEXIST, say).
     let flags =
         libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
-    // SAFETY: `program` points at PROGRAM, a static array of `len`
-    // instructions, which the kernel copies before seccomp returns.
+    // SAFETY: `program` points at the caller's slice of `len` instructions, which the kernel copies before seccomp returns.
     let listener = unsafe {
         libc::syscall(
             libc::SYS_seccomp,
@@ -153,15 +172,15 @@ pub fn receive_listener(channel: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 mod tests {
     use super::*;
 
-    /// A classic-BPF interpreter for the instructions PROGRAM uses.
-    fn run(nr: u32, arch: u32, arg1: u64) -> u32 {
+    /// A classic-BPF interpreter for the instructions [`program`] uses.
+    fn run_on(program: &[sock_filter], nr: u32, arch: u32, arg1: u64) -> u32 {
         let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_ne_bytes());
         data[4..8].copy_from_slice(&arch.to_ne_bytes());
         data[24..32].copy_from_slice(&arg1.to_ne_bytes());
         let (mut pc, mut acc) = (0usize, 0u32);
         loop {
-            let i = PROGRAM[pc];
+            let i = program[pc];
             pc += 1;
             let code = u32::from(i.code);
             if code == BPF_LD | BPF_W | BPF_ABS {
@@ -179,6 +198,10 @@ mod tests {
                 pc += usize::from(if taken { i.jt } else { i.jf });
             }
         }
+    }
+
+    fn run(nr: u32, arch: u32, arg1: u64) -> u32 {
+        run_on(&program(EmulatedDevice::Fdbox), nr, arch, arg1)
     }
 
     #[test]
@@ -204,5 +227,25 @@ mod tests {
             run(X32_SYSCALL_BIT | 257, x86, 0),
             libc::SECCOMP_RET_KILL_PROCESS
         );
+    }
+
+    #[test]
+    fn notifies_opens_and_liveupdate_ioctls_only() {
+        let program = program(EmulatedDevice::Liveupdate);
+        let run = |nr: i64, arg1: u64| run_on(&program, nr as u32, AUDIT_ARCH_X86_64, arg1);
+        let notif = libc::SECCOMP_RET_USER_NOTIF;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        for nr in [libc::SYS_openat, libc::SYS_open, libc::SYS_openat2] {
+            assert_eq!(run(nr, 0), notif);
+        }
+        assert_eq!(run(libc::SYS_read, 0xBA00), allow);
+        for request in [0xBA00, 0xBA01, 0xBA40, 0xBA41, 0xBA42, 0xBA4F] {
+            assert_eq!(run(libc::SYS_ioctl, request), notif, "{request:#x}");
+            assert_eq!(run(libc::SYS_ioctl, request | 0xffff_ffff_0000_0000), notif);
+        }
+        // FDBox's requests are not the emulated device's now.
+        for request in [0xB9FF, 0xBA50, 0x2E00, 0x2E05, 0x5401] {
+            assert_eq!(run(libc::SYS_ioctl, request), allow, "{request:#x}");
+        }
     }
 }

@@ -109,9 +109,20 @@ impl Listener {
     /// the new fd's number, in one step (SECCOMP_ADDFD_FLAG_SEND), so the
     /// fd cannot be installed without the caller learning its number.
     pub fn reply_with_fd(&self, id: u64, fd: BorrowedFd<'_>, cloexec: bool) -> io::Result<i32> {
+        self.addfd(id, fd, cloexec, libc::SECCOMP_ADDFD_FLAG_SEND as u32)
+    }
+
+    /// Install a duplicate of `fd` in the caller, leaving its call pending,
+    /// and return the new fd's number: for a call whose result goes into a
+    /// struct (LUO's), written before the call is answered.
+    pub fn add_fd(&self, id: u64, fd: BorrowedFd<'_>, cloexec: bool) -> io::Result<i32> {
+        self.addfd(id, fd, cloexec, 0)
+    }
+
+    fn addfd(&self, id: u64, fd: BorrowedFd<'_>, cloexec: bool, flags: u32) -> io::Result<i32> {
         let mut addfd = libc::seccomp_notif_addfd {
             id,
-            flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+            flags,
             srcfd: fd.as_raw_fd() as u32,
             newfd: 0,
             newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },

@@ -1,16 +1,24 @@
 //! `fdbox emulate`: run an unmodified program as if the kernel had the FDBox
-//! RFC's `/dev/fdbox` device.
+//! RFC's `/dev/fdbox` device, or Linux's Live Update Orchestrator
+//! `/dev/liveupdate` (`--device liveupdate`).
 //!
 //! The program runs under a seccomp filter ([`filter`]) that traps its opens
-//! and its FDBox ioctls; this process, the supervisor ([`supervisor`]),
-//! answers them with the driver's behaviour ([`driver`]) on a
+//! and the device's ioctls; this process, the supervisor ([`supervisor`]),
+//! answers them with the driver's behaviour, reading and writing the
+//! caller through [`caller::Caller`]: FDBox's ([`driver`]) on a
 //! [`fdbox_host::MemoryDevice`], standing in memfds for the device nodes
-//! ([`nodes`]), and reaches into the program through /proc and pidfds
-//! ([`target`]). `--state-dir` simulates a kexec ([`state`]).
+//! ([`nodes`]), or LUO's ([`liveupdate`]), standing in sockets for the
+//! device and session files so that it sees their closes. It reaches into
+//! the program through /proc and pidfds ([`target`]). `--state-dir`
+//! simulates a kexec ([`state`]); for LUO, the emulator's SIGTERM is the
+//! kexec moment. `--help` lists where each emulation differs from the
+//! kernel ([`LIMITS`]).
 
+mod caller;
 mod driver;
 mod filter;
 mod listener;
+mod liveupdate;
 mod nodes;
 mod state;
 mod supervisor;
@@ -27,11 +35,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 /// The kernel device to emulate.
-#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum EmulatedDevice {
     /// The FDBox RFC's /dev/fdbox/fdbox and /dev/fdbox/<box>.
     #[default]
     Fdbox,
+    /// Linux's Live Update Orchestrator, /dev/liveupdate (6.19+).
+    Liveupdate,
 }
 
 /// Arguments of `fdbox emulate`.
@@ -42,9 +52,12 @@ pub struct EmulateArgs {
     #[arg(long, value_enum, default_value_t)]
     device: EmulatedDevice,
 
-    /// Simulate a kexec: restore the sealed boxes saved here at start,
-    /// already sealed, and save the sealed boxes' memfds here at exit
+    /// Simulate a kexec. fdbox: restore the sealed boxes saved here at
+    /// start, already sealed, and save the sealed boxes' memfds here at exit
     /// (unsealed boxes, and anything but memfds, are dropped, as KHO would).
+    /// liveupdate: restore the sessions saved here as incoming sessions, and
+    /// save the outgoing sessions open at SIGTERM (the kexec moment), or
+    /// at exit without one.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
 
@@ -55,7 +68,7 @@ pub struct EmulateArgs {
 
 /// Where the emulation is not the kernel driver, for `--help`.
 const LIMITS: &str = "\
-Where the emulation differs from the RFC driver:
+Where --device fdbox differs from the RFC driver:
   - The device nodes exist only for open()/openat()/openat2() of the
     absolute paths /dev/fdbox/fdbox and /dev/fdbox/<box> ('//' and '.'
     allowed); stat(), access(), readdir, relative paths and '..' see no
@@ -78,17 +91,73 @@ Where the emulation differs from the RFC driver:
     leaving processes it started without a device (their opens and FDBox
     ioctls fail with ENOSYS).
   - --state-dir keeps memfd contents, not file offsets or memfd seals; if the
-    emulator itself dies, the directory keeps the state of the last exit.";
+    emulator itself dies, the directory keeps the state of the last exit.
+
+Where --device liveupdate differs from the kernel's LUO (6.19):
+  - /dev/liveupdate exists only for open()/openat()/openat2() of that
+    absolute path ('//' and '.' allowed), as for fdbox; it acts as
+    root-owned, mode 0600 (EACCES unless fsuid 0 or CAP_DAC_OVERRIDE), and
+    no capability is checked on ioctls.
+  - The device and session fds are one end of a Unix socketpair, not anon
+    inodes: fstat() shows a socket, read() finds end-of-file, write() is
+    accepted until a socket buffer fills (then blocks), and shutdown() of
+    both directions counts as a close. A close is seen when the program's
+    last copy of the fd goes (as the kernel's release), including copies in
+    other processes. The one-open rule and the sessions are per emulator
+    (the program's process tree), not per machine.
+  - The kexec moment is the emulator's SIGTERM: the outgoing sessions open
+    then are saved (memfd contents, sizes and file offsets; not seals or
+    FD_CLOEXEC), then SIGTERM goes on to the program. At any other exit,
+    the sessions still open then are saved (normally none). Without
+    --state-dir nothing travels. Saved sessions come back as incoming ones
+    at the next start; incoming sessions not carried on in an open
+    outgoing session do not travel again.
+  - A session preserves at most 1024 files (ENOSPC beyond), an emulator
+    limit. Each preserved file is an fd in the emulator, which raises its
+    soft fd limit to the hard one (after starting the program); past that,
+    PRESERVE_FD fails with EMFILE. Struct sizes over 4096 bytes are E2BIG
+    (the kernel reads any size, checking the tail is zero).
+  - Only memfds on shmem are preserved (hugetlb memfds and any other file:
+    ENOENT); an unlinked tmpfs file counts as a memfd.
+  - Results are written into the caller's struct through /proc/PID/mem
+    after the fd is installed: a struct in read-only memory is written
+    anyway, and one that cannot be written fails the call (EFAULT) with the
+    fd installed.
+  - RETRIEVE_FD is take-once: a token retrieved already is ENOENT. When
+    several checks of one call fail, which errno wins is the emulator's
+    order (struct, session type, token, limit, fd, kind, in use).
+  - No-new-privs, x86_64 only, exit codes and SIGTERM as for fdbox.";
 
 /// Run the program under the emulated device.
 pub fn run(args: EmulateArgs) -> Result<ExitCode> {
-    let EmulatedDevice::Fdbox = args.device;
-    let driver = driver::Driver::default();
-    if let Some(dir) = &args.state_dir {
-        let restored = state::restore(dir, &driver.device)
-            .with_context(|| format!("cannot restore the state in {}", dir.display()))?;
-        tracing::debug!("restored {restored} sealed boxes from {}", dir.display());
-    }
+    let restore_failed = || match &args.state_dir {
+        Some(dir) => format!("cannot restore the state in {}", dir.display()),
+        None => String::new(),
+    };
+    let emulation = match args.device {
+        EmulatedDevice::Fdbox => {
+            let driver = driver::Driver::default();
+            if let Some(dir) = &args.state_dir {
+                let restored = state::restore(dir, &driver.device).with_context(restore_failed)?;
+                tracing::debug!("restored {restored} sealed boxes from {}", dir.display());
+            }
+            supervisor::Emulation::Fdbox(driver)
+        }
+        EmulatedDevice::Liveupdate => {
+            let mut luo = liveupdate::Luo::default();
+            if let Some(dir) = &args.state_dir {
+                let sessions = state::restore_sessions(dir).with_context(restore_failed)?;
+                tracing::debug!(
+                    "restored {} sessions from {}",
+                    sessions.len(),
+                    dir.display()
+                );
+                luo.restore(sessions).with_context(restore_failed)?;
+            }
+            supervisor::Emulation::Liveupdate(luo)
+        }
+    };
+    let program = filter::program(args.device);
 
     // SIGINT and SIGQUIT from a terminal reach the whole process group: the
     // program decides, and the emulator serves it until it exits. SIGTERM
@@ -114,15 +183,20 @@ pub fn run(args: EmulateArgs) -> Result<ExitCode> {
     command.args(&args.command[1..]);
     // SAFETY: the closure runs in the child between fork and exec, where
     // only async-signal-safe work is allowed: it makes system calls on
-    // stack data and allocates nothing. `channel` stays open in the child
-    // until exec (close-on-exec), as `theirs` outlives spawn here.
+    // stack data (the filter, built here before fork) and allocates
+    // nothing. `channel` stays open in the child until exec
+    // (close-on-exec), as `theirs` outlives spawn here.
     unsafe {
-        command.pre_exec(move || filter::install_and_send_listener(channel));
+        command.pre_exec(move || filter::install_and_send_listener(&program, channel));
     }
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot run {:?}", args.command[0]))?;
     drop(theirs);
+    // Every preserved file or boxed memfd is an fd here: the device's
+    // limits, not this process's soft fd limit, decide. Raised after the
+    // spawn, so the program keeps the limits it was given.
+    crate::raise_fd_limit();
     let listener = match filter::receive_listener(rustix::fd::AsFd::as_fd(&ours)) {
         Ok(fd) => listener::Listener::new(fd),
         Err(e) => {
@@ -133,15 +207,24 @@ pub fn run(args: EmulateArgs) -> Result<ExitCode> {
     };
     drop(ours);
 
-    let mut supervisor = supervisor::Supervisor::new(listener, driver);
+    let mut supervisor = supervisor::Supervisor::new(listener, emulation);
     let status = supervisor
         .run(&mut child, &terminate)
         .context("the supervisor failed")?;
 
     if let Some(dir) = &args.state_dir {
-        let saved = state::save(dir, &supervisor.driver.device)
-            .with_context(|| format!("cannot save the state in {}", dir.display()))?;
-        tracing::debug!("saved {saved} sealed boxes to {}", dir.display());
+        let failed = || format!("cannot save the state in {}", dir.display());
+        match &mut supervisor.emulation {
+            supervisor::Emulation::Fdbox(driver) => {
+                let saved = state::save(dir, &driver.device).with_context(failed)?;
+                tracing::debug!("saved {saved} sealed boxes to {}", dir.display());
+            }
+            supervisor::Emulation::Liveupdate(luo) => {
+                let sessions = luo.saved();
+                state::save_sessions(dir, &sessions).with_context(failed)?;
+                tracing::debug!("saved {} sessions to {}", sessions.len(), dir.display());
+            }
+        }
     }
     let code = match (status.code(), status.signal()) {
         (Some(code), _) => code,
@@ -149,4 +232,19 @@ pub fn run(args: EmulateArgs) -> Result<ExitCode> {
         (None, None) => 1,
     };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_states_the_emulators_limits() {
+        for limit in [
+            liveupdate::MAX_FILES_PER_SESSION,
+            liveupdate::MAX_STRUCT_SIZE,
+        ] {
+            assert!(LIMITS.contains(&format!(" {limit} ")), "{limit}");
+        }
+    }
 }

@@ -35,7 +35,23 @@ pub struct Nodes {
     files: Vec<NodeFile>,
 }
 
-fn identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+/// The components of an absolute `path`, as the emulated devices recognise
+/// their nodes: repeated '/' and '.' components are dropped; `None` for a
+/// relative path (relative paths, '..' and symbolic links reach the kernel,
+/// where the emulated device does not exist).
+pub fn components(path: &[u8]) -> Option<Vec<&[u8]>> {
+    if path.first() != Some(&b'/') {
+        return None;
+    }
+    Some(
+        path.split(|b| *b == b'/')
+            .filter(|p| !p.is_empty() && *p != b".")
+            .collect(),
+    )
+}
+
+/// `(st_dev, st_ino)` of `fd`: which file it is, while anyone holds it.
+pub fn identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     let stat = rustix::fs::fstat(fd)?;
     Ok((stat.st_dev, stat.st_ino))
 }

@@ -1,9 +1,11 @@
 //! The supervisor: answers the calls the filter traps, from any process of
 //! the emulated program's tree (children inherit the filter), until none is
-//! left.
+//! left, with the emulated device's driver ([`Emulation`]).
 
-use super::driver::{Caller, Driver, Open, Outcome};
+use super::caller::Caller;
+use super::driver::{Driver, Open, Outcome};
 use super::listener::{Listener, Notification, Reply};
+use super::liveupdate::{self, Luo};
 use super::target::{CAP_DAC_OVERRIDE, CAP_SYS_ADMIN, Target};
 use rustix::event::{PollFd, PollFlags};
 use std::io;
@@ -23,32 +25,76 @@ impl Caller for Call<'_> {
     fn read(&self, addr: u64, len: usize) -> io::Result<Vec<u8>> {
         self.target.read(addr, len)
     }
+    fn write(&self, addr: u64, bytes: &[u8]) -> io::Result<()> {
+        self.target.write(addr, bytes)
+    }
     fn get_fd(&self, fd: i32) -> io::Result<OwnedFd> {
         self.target.get_fd(fd)
+    }
+    fn add_fd(&self, fd: BorrowedFd<'_>, cloexec: bool) -> io::Result<i32> {
+        self.listener.add_fd(self.notification.id, fd, cloexec)
     }
     fn still_pending(&self) -> bool {
         self.listener.is_pending(self.notification.id)
     }
 }
 
-/// Answers trapped calls with a [`Driver`].
+/// The emulated device's driver.
+pub enum Emulation {
+    /// FDBox (`--device fdbox`).
+    Fdbox(Driver),
+    /// The Live Update Orchestrator (`--device liveupdate`).
+    Liveupdate(Luo),
+}
+
+impl Emulation {
+    /// Process the program's closes of device files the driver watches
+    /// (LUO's): before each answer, so a close and then a call are seen in
+    /// that order.
+    fn reap(&mut self) {
+        if let Self::Liveupdate(luo) = self {
+            luo.reap();
+        }
+    }
+
+    /// The files whose hang-up is a close in the program.
+    fn watched(&self) -> Vec<BorrowedFd<'_>> {
+        match self {
+            Self::Fdbox(_) => Vec::new(),
+            Self::Liveupdate(luo) => luo.watched().collect(),
+        }
+    }
+
+    /// The emulator got SIGTERM, which plays the kexec.
+    fn kexec_moment(&mut self) {
+        if let Self::Liveupdate(luo) = self {
+            luo.kexec_moment();
+        }
+    }
+}
+
+/// Answers trapped calls with an [`Emulation`].
 pub struct Supervisor {
     listener: Listener,
     /// The emulated driver, kept for the state written at exit.
-    pub driver: Driver,
+    pub emulation: Emulation,
 }
 
 impl Supervisor {
     /// Supervise the filter whose listener is `listener`.
-    pub fn new(listener: Listener, driver: Driver) -> Self {
-        Self { listener, driver }
+    pub fn new(listener: Listener, emulation: Emulation) -> Self {
+        Self {
+            listener,
+            emulation,
+        }
     }
 
     /// Serve until every process under the filter is gone, reaping `child`
     /// (its exit status is the result). A zombie still holds the filter, so
     /// the child is reaped as soon as it exits; processes it left behind
     /// are served until they exit too. When `terminate` is set (SIGTERM),
-    /// the child gets SIGTERM and the supervisor stops once it has exited,
+    /// the moment is the kexec's (see [`Emulation::kexec_moment`]), then the
+    /// child gets SIGTERM and the supervisor stops once it has exited,
     /// whatever it left behind.
     pub fn run(
         &mut self,
@@ -67,6 +113,7 @@ impl Supervisor {
                     // calls fail with ENOSYS once the listener is closed.
                     Some(status) => return Ok(status),
                     None if !forwarded => {
+                        self.emulation.kexec_moment();
                         let _ = rustix::process::pidfd_send_signal(
                             &pidfd,
                             rustix::process::Signal::TERM,
@@ -76,18 +123,27 @@ impl Supervisor {
                     None => {}
                 }
             }
-            let mut fds = [
-                PollFd::new(&self.listener, PollFlags::IN),
-                PollFd::new(&pidfd, PollFlags::IN),
-            ];
-            let watched = if status.is_none() { 2 } else { 1 };
-            match rustix::event::poll(&mut fds[..watched], None) {
+            let watched = self.emulation.watched();
+            let mut fds = vec![PollFd::new(&self.listener, PollFlags::IN)];
+            if status.is_none() {
+                fds.push(PollFd::new(&pidfd, PollFlags::IN));
+            }
+            let first_watched = fds.len();
+            // No events asked: a hang-up is always reported.
+            fds.extend(watched.iter().map(|fd| PollFd::new(fd, PollFlags::empty())));
+            match rustix::event::poll(&mut fds, None) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
             let listener_events = fds[0].revents();
-            let child_exited = watched == 2 && fds[1].revents().contains(PollFlags::IN);
+            let child_exited = first_watched == 2 && fds[1].revents().contains(PollFlags::IN);
+            let closed = fds[first_watched..].iter().any(|f| !f.revents().is_empty());
+            drop(fds);
+            drop(watched);
+            if closed {
+                self.emulation.reap();
+            }
             if child_exited {
                 status = Some(child.wait()?);
             }
@@ -115,7 +171,11 @@ impl Supervisor {
     }
 
     fn answer(&mut self, notification: Notification) -> io::Result<()> {
-        let Self { listener, driver } = self;
+        let Self {
+            listener,
+            emulation,
+        } = self;
+        emulation.reap();
         let call = Call {
             listener,
             notification,
@@ -124,17 +184,19 @@ impl Supervisor {
         let id = notification.id;
         let args = notification.args;
         let reply = match notification.nr {
-            libc::SYS_openat => Self::open(driver, &call, args[1], args[2]),
-            libc::SYS_open => Self::open(driver, &call, args[0], args[1]),
+            libc::SYS_openat => Self::open(emulation, &call, args[1], args[2]),
+            libc::SYS_open => Self::open(emulation, &call, args[0], args[1]),
             // openat2's flags are the first u64 of its struct open_how.
             libc::SYS_openat2 => match call.target.read(args[2], 8) {
                 Ok(how) => {
                     let flags = u64::from_ne_bytes(how.try_into().expect("8 bytes"));
-                    Self::open(driver, &call, args[1], flags)
+                    Self::open(emulation, &call, args[1], flags)
                 }
                 Err(_) => Ok(Some(Reply::Continue)),
             },
-            libc::SYS_ioctl => Self::ioctl(driver, &call, args[0] as i32, args[1] as u32, args[2]),
+            libc::SYS_ioctl => {
+                Self::ioctl(emulation, &call, args[0] as i32, args[1] as u32, args[2])
+            }
             other => {
                 tracing::warn!("unexpected system call {other} trapped; letting it run");
                 Ok(Some(Reply::Continue))
@@ -163,7 +225,7 @@ impl Supervisor {
     /// with its stand-in file, anything else opened by the kernel. `None`:
     /// answered already.
     fn open(
-        driver: &mut Driver,
+        emulation: &mut Emulation,
         call: &Call<'_>,
         path_addr: u64,
         flags: u64,
@@ -177,46 +239,91 @@ impl Supervisor {
         if !call.still_pending() {
             return Ok(Some(Reply::Continue));
         }
-        let node = match driver.open(&path) {
-            Open::NotOurs => return Ok(Some(Reply::Continue)),
-            Open::Errno(e) => return Ok(Some(Reply::Errno(e))),
-            Open::Node(node) => node,
-        };
-        // The nodes are root's, mode 0600, as the RFC's misc device.
-        let creds = call.target.credentials()?;
-        if creds.fsuid != 0 && !creds.has(CAP_DAC_OVERRIDE) {
-            return Ok(Some(Reply::Errno(libc::EACCES)));
-        }
         let cloexec = flags & libc::O_CLOEXEC as u64 != 0;
-        let file = driver.nodes.file(&node)?;
-        Ok(send_fd(call.listener, call, file, cloexec).err())
+        let sent = match emulation {
+            Emulation::Fdbox(driver) => {
+                let node = match driver.open(&path) {
+                    Open::NotOurs => return Ok(Some(Reply::Continue)),
+                    Open::Errno(e) => return Ok(Some(Reply::Errno(e))),
+                    Open::Node(node) => node,
+                };
+                if let Some(denied) = Self::permission(call)? {
+                    return Ok(Some(denied));
+                }
+                let file = driver.nodes.file(&node)?;
+                send_fd(call, file, cloexec)
+            }
+            Emulation::Liveupdate(luo) => {
+                if !liveupdate::is_device_path(&path) {
+                    return Ok(Some(Reply::Continue));
+                }
+                // The permission check comes before the device's open
+                // (and its EBUSY), as in the kernel.
+                if let Some(denied) = Self::permission(call)? {
+                    return Ok(Some(denied));
+                }
+                luo.open(|file| send_fd(call, file, cloexec))
+            }
+        };
+        Ok(sent.err().map(Reply::Errno))
     }
 
-    /// An FDBox request on `fd`: the driver's if `fd` is one of its nodes,
-    /// the kernel's (whatever `fd` is) otherwise.
+    /// The file permission check of an open of a device node: the nodes are
+    /// root's, mode 0600, as the RFC's misc device and /dev/liveupdate.
+    fn permission(call: &Call<'_>) -> io::Result<Option<Reply>> {
+        let creds = call.target.credentials()?;
+        Ok(
+            (creds.fsuid != 0 && !creds.has(CAP_DAC_OVERRIDE))
+                .then_some(Reply::Errno(libc::EACCES)),
+        )
+    }
+
+    /// What the caller's `fd` is to the driver (`identify` tells), if it is
+    /// one of the driver's files and the call is still pending; `None`
+    /// (the kernel's call, whatever `fd` is) otherwise.
+    fn node<N>(
+        call: &Call<'_>,
+        fd: i32,
+        identify: impl FnOnce(BorrowedFd<'_>) -> Option<N>,
+    ) -> Option<N> {
+        // No such fd (EBADF) or no such caller: the kernel says so.
+        let theirs = call.target.get_fd(fd).ok()?;
+        let node = identify(theirs.as_fd());
+        drop(theirs);
+        if !call.still_pending() {
+            return None;
+        }
+        node
+    }
+
+    /// A request of the device's range on `fd`: the driver's if `fd` is one
+    /// of its files, the kernel's (whatever `fd` is) otherwise.
     fn ioctl(
-        driver: &mut Driver,
+        emulation: &mut Emulation,
         call: &Call<'_>,
         fd: i32,
         request: u32,
         arg: u64,
     ) -> io::Result<Option<Reply>> {
-        let theirs = match call.target.get_fd(fd) {
-            Ok(theirs) => theirs,
-            // No such fd (EBADF) or no such caller: the kernel says so.
-            Err(_) => return Ok(Some(Reply::Continue)),
+        let outcome = match emulation {
+            Emulation::Fdbox(driver) => {
+                let Some(node) = Self::node(call, fd, |fd| driver.nodes.identify(fd)) else {
+                    return Ok(Some(Reply::Continue));
+                };
+                if !call.target.credentials()?.has(CAP_SYS_ADMIN) {
+                    return Ok(Some(Reply::Errno(libc::EPERM)));
+                }
+                driver.ioctl(&node, request, arg, call)
+            }
+            // No capability check: the device's mode guards LUO.
+            Emulation::Liveupdate(luo) => {
+                let Some(node) = Self::node(call, fd, |fd| luo.identify(fd)) else {
+                    return Ok(Some(Reply::Continue));
+                };
+                luo.ioctl(node, request, arg, call)
+            }
         };
-        let node = driver.nodes.identify(theirs.as_fd());
-        if !call.still_pending() {
-            return Ok(Some(Reply::Continue));
-        }
-        let Some(node) = node else {
-            return Ok(Some(Reply::Continue));
-        };
-        if !call.target.credentials()?.has(CAP_SYS_ADMIN) {
-            return Ok(Some(Reply::Errno(libc::EPERM)));
-        }
-        Ok(match driver.ioctl(&node, request, arg, call) {
+        Ok(match outcome {
             Outcome::Done => Some(Reply::Value(0)),
             Outcome::Errno(e) => Some(Reply::Errno(e)),
             Outcome::Gone => Some(Reply::Continue),
@@ -226,27 +333,27 @@ impl Supervisor {
                 handle,
             } => {
                 // GET_FD's fd is not close-on-exec, as the driver's.
-                let failed = send_fd(call.listener, call, handle.fd(), false).err();
-                if failed.is_some() {
+                let failed = send_fd(call, handle.fd(), false).err();
+                if failed.is_some()
+                    && let Emulation::Fdbox(driver) = emulation
+                {
                     driver.undo_get(&box_name, entry, handle);
                 }
-                failed
+                failed.map(Reply::Errno)
             }
         })
     }
 }
 
 /// Install `fd` in the caller as its call's result; on failure, the errno
-/// reply to send instead (EMFILE, say). A caller that died meanwhile gets
-/// the reply too, which the kernel drops.
-fn send_fd(
-    listener: &Listener,
-    call: &Call<'_>,
-    fd: BorrowedFd<'_>,
-    cloexec: bool,
-) -> Result<(), Reply> {
-    match listener.reply_with_fd(call.notification.id, fd, cloexec) {
+/// to fail the call with instead (EMFILE, say). A caller that died
+/// meanwhile gets the reply too, which the kernel drops.
+fn send_fd(call: &Call<'_>, fd: BorrowedFd<'_>, cloexec: bool) -> Result<(), i32> {
+    match call
+        .listener
+        .reply_with_fd(call.notification.id, fd, cloexec)
+    {
         Ok(_) => Ok(()),
-        Err(e) => Err(Reply::Errno(e.raw_os_error().unwrap_or(libc::EIO))),
+        Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
     }
 }

@@ -55,6 +55,22 @@ impl Target {
         Ok(buf)
     }
 
+    /// Write `bytes` at `addr`, or EFAULT if any of them cannot be written,
+    /// as the kernel's copy_to_user. Unlike copy_to_user, /proc/PID/mem
+    /// writes into read-only mappings too (as a debugger does).
+    pub fn write(&self, addr: u64, bytes: &[u8]) -> io::Result<()> {
+        let efault = || io::Error::from_raw_os_error(libc::EFAULT);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/{}/mem", self.pid))?
+            .write_all_at(bytes, addr)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::WriteZero => efault(),
+                _ if e.raw_os_error() == Some(libc::EIO) => efault(),
+                _ => e,
+            })
+    }
+
     /// The NUL-terminated string at `addr`, without its NUL; `None` if it
     /// cannot be read or has no NUL within PATH_MAX bytes (the kernel then
     /// fails the call itself, EFAULT or ENAMETOOLONG).

@@ -59,6 +59,8 @@
 //! `EMFILE`/`ENFILE`/`ENOSPC` quota-exceeded; a missing control device, and
 //! anything else, device-unavailable.
 
+use super::ioctl::ioctl;
+use super::manifest::{self, Entry};
 use super::uapi::{
     self, CONTROL_DEVICE, DEVICE_DIR, FDBOX_CREATE_BOX, FDBOX_DELETE_BOX, FDBOX_GET_FD,
     FDBOX_PUT_FD, FDBOX_SEAL, FDBOX_UNSEAL, FdboxCreateBox, FdboxGetFd, FdboxPutFd,
@@ -66,7 +68,7 @@ use super::uapi::{
 use crate::device::{
     BoxStatus, Capabilities, Device, EntryInfo, RefusedBatch, check_entries_quota,
 };
-use crate::{Access, Error, Handle, HandleKind, Name};
+use crate::{Error, Handle, HandleKind, Name};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use std::collections::{BTreeMap, HashSet};
@@ -80,9 +82,6 @@ pub const MANIFEST_ENTRY: &str = ".fdbox-manifest";
 
 /// The kinds the FDBox RFC supports.
 const KINDS: &[HandleKind] = &[HandleKind::MemoryFile];
-
-/// The first bytes of a manifest, with its format version.
-const MAGIC: &[u8] = b"fdbox-manifest\x001\x00";
 
 /// A [`Device`] over the kernel's `/dev/fdbox` (see the module docs).
 pub struct FdboxDevice {
@@ -107,53 +106,6 @@ struct Manifest {
     file: OwnedFd,
     sealed: bool,
     entries: BTreeMap<Name, Entry>,
-}
-
-#[derive(Clone, Copy)]
-struct Entry {
-    kind: HandleKind,
-    access: Access,
-    size: Option<u64>,
-}
-
-/// One FDBox ioctl: its request number and its argument struct, if any.
-struct Request<'a, T> {
-    opcode: u32,
-    arg: Option<&'a mut T>,
-}
-
-// SAFETY: every `Request` built in this module pairs a request number with
-// the argument the UAPI gives it (a `#[repr(C)]` struct checked against a C
-// compiler by tests/uapi_layout.rs, or none); the driver reads the struct
-// during the call and keeps no pointer to it, and the result is the plain
-// return value (for FDBOX_GET_FD, the new fd, owned by the caller).
-unsafe impl<T> rustix::ioctl::Ioctl for Request<'_, T> {
-    type Output = rustix::ioctl::IoctlOutput;
-    const IS_MUTATING: bool = true;
-
-    fn opcode(&self) -> rustix::ioctl::Opcode {
-        // Plain `_IO` numbers: no size or direction bits to encode.
-        self.opcode as rustix::ioctl::Opcode
-    }
-
-    fn as_ptr(&mut self) -> *mut std::ffi::c_void {
-        match &mut self.arg {
-            Some(arg) => (*arg as *mut T).cast(),
-            None => std::ptr::null_mut(),
-        }
-    }
-
-    unsafe fn output_from_ptr(
-        out: rustix::ioctl::IoctlOutput,
-        _arg: *mut std::ffi::c_void,
-    ) -> rustix::io::Result<Self::Output> {
-        Ok(out)
-    }
-}
-
-fn ioctl<T>(fd: BorrowedFd<'_>, opcode: u32, arg: Option<&mut T>) -> Result<i32, Errno> {
-    // SAFETY: see the `Ioctl` impl: callers pass only the UAPI's pairs.
-    unsafe { rustix::ioctl::ioctl(fd, Request { opcode, arg }) }
 }
 
 /// `FDBOX_PUT_FD` of `fd` under `name`. On success the kernel has closed
@@ -247,30 +199,12 @@ impl Manifest {
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(if self.sealed { b"1\0" } else { b"0\0" });
-        for (name, e) in &self.entries {
-            let access: String = [
-                (e.access.read, 'r'),
-                (e.access.write, 'w'),
-                (e.access.mutate, 'm'),
-            ]
-            .iter()
-            .map(|&(on, c)| if on { c } else { '-' })
-            .collect();
-            let size = e.size.map(|s| s.to_string()).unwrap_or_default();
-            for field in [name.as_str(), e.kind.as_str(), &access, &size] {
-                out.extend_from_slice(field.as_bytes());
-                out.push(0);
-            }
-        }
-        out
-    }
-
     /// Read a manifest back from its memfd; `file` becomes its original.
     fn decode(file: OwnedFd) -> Result<Self, (String, OwnedFd)> {
-        match Self::read(&file) {
+        match manifest::read_file(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| manifest::decode(&bytes))
+        {
             Ok((sealed, entries)) => Ok(Manifest {
                 file,
                 sealed,
@@ -280,65 +214,9 @@ impl Manifest {
         }
     }
 
-    /// The seal and entries a manifest memfd holds.
-    fn read(file: &OwnedFd) -> Result<(bool, BTreeMap<Name, Entry>), String> {
-        let mut bytes = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            let n =
-                rustix::io::pread(file, &mut buf, bytes.len() as u64).map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            bytes.extend_from_slice(&buf[..n]);
-        }
-        let rest = bytes
-            .strip_prefix(MAGIC)
-            .ok_or("not an fdbox manifest of version 1")?;
-        let mut fields = rest.split(|b| *b == 0);
-        let sealed = match fields.next() {
-            Some(b"1") => true,
-            Some(b"0") => false,
-            _ => return Err("bad seal field".into()),
-        };
-        let mut entries = BTreeMap::new();
-        while let Some(name) = fields.next() {
-            if name.is_empty() && fields.clone().next().is_none() {
-                break; // the final NUL
-            }
-            let text = |f: Option<&[u8]>| {
-                f.and_then(|f| std::str::from_utf8(f).ok())
-                    .map(str::to_owned)
-                    .ok_or_else(|| "truncated entry".to_string())
-            };
-            let name = Name::new(text(Some(name))?).map_err(|e| e.to_string())?;
-            let kind = match text(fields.next())?.as_str() {
-                "memfd" => HandleKind::MemoryFile,
-                "file" => HandleKind::File,
-                "dir" => HandleKind::Directory,
-                other => return Err(format!("unknown kind {other:?}")),
-            };
-            let access = text(fields.next())?;
-            let access = Access {
-                read: access.contains('r'),
-                write: access.contains('w'),
-                mutate: access.contains('m'),
-            };
-            let size = text(fields.next())?.parse().ok();
-            entries.insert(name, Entry { kind, access, size });
-        }
-        Ok((sealed, entries))
-    }
-
     /// Rewrite the manifest in place (the box holds the same open file).
     fn save(&self) -> Result<(), Errno> {
-        let bytes = self.encode();
-        rustix::fs::ftruncate(&self.file, 0)?;
-        let mut done = 0;
-        while done < bytes.len() {
-            done += rustix::io::pwrite(&self.file, &bytes[done..], done as u64)?;
-        }
-        Ok(())
+        manifest::write_file(&self.file, &manifest::encode(self.sealed, &self.entries))
     }
 
     /// [`Manifest::save`], where the kernel has already done the change:
@@ -356,10 +234,6 @@ impl Manifest {
 fn box_manifest(node: BorrowedFd<'_>, manifest: &Manifest) -> Result<(), Errno> {
     let dup = rustix::io::fcntl_dupfd_cloexec(&manifest.file, 0)?;
     put_owned(node, MANIFEST_ENTRY, dup).map_err(|(e, _dup)| e)
-}
-
-fn new_manifest_file() -> Result<OwnedFd, Errno> {
-    rustix::fs::memfd_create("fdbox-manifest", rustix::fs::MemfdFlags::CLOEXEC)
 }
 
 impl FdboxDevice {
@@ -435,7 +309,11 @@ impl FdboxDevice {
                 reason: "the FDBox device reserves it (its control node, or not a node name)",
             });
         }
-        let field = uapi::name_field(&full).ok_or(Error::NameTooLong { len: full.len() })?;
+        let field = uapi::name_field(&full).ok_or(Error::NameTooLong {
+            len: full.len(),
+            limit: uapi::FDBOX_NAME_LEN - 1,
+            context: " with the device scope prefix",
+        })?;
         Ok((full, field))
     }
 
@@ -485,7 +363,7 @@ fn adopt(node: BorrowedFd<'_>, box_name: &Name) -> Result<Option<Manifest>, Erro
             tracing::warn!(
                 "box {box_name:?} has no fdbox manifest; entries put by other tools stay invisible"
             );
-            Manifest::new(new_manifest_file()?)
+            Manifest::new(manifest::new_file()?)
         }
         Err(e) => return Err(common(e, "open", box_name)),
     };
@@ -550,7 +428,7 @@ impl Device for FdboxDevice {
                 Mode::empty(),
             )
             .map_err(device_error)?;
-            let manifest = Manifest::new(new_manifest_file().map_err(device_error)?);
+            let manifest = Manifest::new(manifest::new_file().map_err(device_error)?);
             manifest.save().map_err(device_error)?;
             box_manifest(node.as_fd(), &manifest).map_err(|e| common(e, "create", name))?;
             Ok::<_, Error>(BoxState {
@@ -685,13 +563,7 @@ impl Device for FdboxDevice {
         let mut rest = entries.into_iter();
         let mut failure = None;
         for (name, handle) in rest.by_ref() {
-            let entry = Entry {
-                kind: handle.kind(),
-                access: handle.access(),
-                size: rustix::fs::fstat(handle.fd())
-                    .ok()
-                    .map(|s| s.st_size as u64),
-            };
+            let entry = Entry::of(&handle);
             match put_owned(node, name.as_str(), handle.into_fd()) {
                 Ok(()) => done.push((name, entry)),
                 Err((e, fd)) => {
@@ -870,55 +742,5 @@ impl Device for FdboxDevice {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn manifests_round_trip() {
-        let mut manifest = Manifest::new(new_manifest_file().unwrap());
-        manifest.sealed = true;
-        for (name, kind, size) in [
-            ("state", HandleKind::MemoryFile, Some(8)),
-            ("with\nnewline and\ttab", HandleKind::File, None),
-            ("dir", HandleKind::Directory, Some(0)),
-        ] {
-            let access = Access {
-                read: true,
-                write: name == "state",
-                mutate: kind != HandleKind::Directory,
-            };
-            manifest
-                .entries
-                .insert(Name::new(name).unwrap(), Entry { kind, access, size });
-        }
-        manifest.save().unwrap();
-        let dup = rustix::io::fcntl_dupfd_cloexec(&manifest.file, 0).unwrap();
-        let read = Manifest::decode(dup).map_err(|(e, _)| e).unwrap();
-        assert!(read.sealed);
-        let summary = |m: &Manifest| -> Vec<_> {
-            m.entries
-                .iter()
-                .map(|(n, e)| (n.clone(), e.kind, e.access, e.size))
-                .collect()
-        };
-        assert_eq!(summary(&read), summary(&manifest));
-        // Rewritten shorter, in place: no stale tail.
-        manifest.entries.clear();
-        manifest.sealed = false;
-        manifest.save().unwrap();
-        let read = Manifest::decode(read.file).map_err(|(e, _)| e).unwrap();
-        assert!(!read.sealed && read.entries.is_empty());
-    }
-
-    #[test]
-    fn a_foreign_file_is_no_manifest_and_comes_back() {
-        let file = new_manifest_file().unwrap();
-        rustix::io::write(&file, b"not a manifest").unwrap();
-        let (reason, _file) = Manifest::decode(file).err().unwrap();
-        assert!(reason.contains("not an fdbox manifest"), "{reason}");
     }
 }

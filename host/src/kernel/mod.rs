@@ -3,7 +3,11 @@
 //! (over the UAPI in [`liveupdate_uapi`]).
 
 mod fdbox_device;
+mod ioctl;
+mod liveupdate_device;
 pub mod liveupdate_uapi;
+mod manifest;
 pub mod uapi;
 
 pub use fdbox_device::{FdboxDevice, MANIFEST_ENTRY};
+pub use liveupdate_device::LiveUpdateDevice;

@@ -1,50 +1,125 @@
-//! Running the suite on the kernel device ([`FdboxDevice`]), used by the root
-//! crate's `tests/kernel_device.rs`, which knows where this build's `fdbox`
-//! binary is (the host crate alone has no emulator to run it under).
+//! Running the suite on the kernel devices ([`FdboxDevice`] and
+//! [`LiveUpdateDevice`]), used by the root crate's `tests/kernel_device.rs`,
+//! which knows where this build's `fdbox` binary is (the host crate alone
+//! has no emulator to run it under).
 //!
-//! The suite runs on `/dev/fdbox/fdbox` when it exists. When it does not,
+//! The suite runs on the real device node when it exists. When it does not,
 //! the test [`rerun_under_emulator`] runs this very test binary again under
-//! `fdbox emulate` (which makes `/dev/fdbox` exist for the program it runs)
-//! if it knows an `fdbox` binary, and skips, saying why, if it does not.
+//! `fdbox emulate --device ...` (which makes the node exist for the program
+//! it runs) if it knows an `fdbox` binary, and skips, saying why, if it does
+//! not. `FDBOX_REAL_DEVICE=1` demands the real node: no emulator, and a
+//! missing node fails.
 
 use fdbox_host::device::{BoxStatus, Capabilities, EntryInfo, RefusedBatch};
-use fdbox_host::kernel::FdboxDevice;
+use fdbox_host::kernel::{FdboxDevice, LiveUpdateDevice};
 use fdbox_host::{Device, Error, Handle, Name};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-/// Set in the environment of a test binary run under `fdbox emulate`: there
-/// the device must exist, and a missing one fails instead of skipping.
+/// Set in the environment of a test binary run under `fdbox emulate`, to
+/// the emulated device's name: there that device must exist, and a missing
+/// one fails instead of skipping.
 pub const UNDER_EMULATOR: &str = "FDBOX_TEST_UNDER_EMULATE";
 
-/// Generate the conformance tests on the kernel device, and the test that
-/// re-runs them under `fdbox emulate` (`$emulator`: an
-/// `Option<PathBuf>`, the `fdbox` binary to run them under).
+/// Set to 1 to run the suite on the machine's real kernel device only.
+pub const REAL_DEVICE: &str = "FDBOX_REAL_DEVICE";
+
+/// A kernel device the suite runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// The FDBox RFC's /dev/fdbox.
+    Fdbox,
+    /// Linux's Live Update Orchestrator, /dev/liveupdate.
+    Liveupdate,
+}
+
+impl Kernel {
+    /// Its `fdbox emulate --device` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Fdbox => "fdbox",
+            Kernel::Liveupdate => "liveupdate",
+        }
+    }
+
+    /// The node whose presence says the kernel has it.
+    pub fn node(self) -> &'static str {
+        match self {
+            Kernel::Fdbox => fdbox_host::kernel::uapi::CONTROL_DEVICE,
+            Kernel::Liveupdate => fdbox_host::kernel::liveupdate_uapi::LIVEUPDATE_DEVICE,
+        }
+    }
+
+    /// Whether the node opens here.
+    pub fn available(self) -> bool {
+        match self {
+            Kernel::Fdbox => FdboxDevice::available(),
+            Kernel::Liveupdate => LiveUpdateDevice::available(),
+        }
+    }
+
+    /// The device, seeing only the boxes under `scope`.
+    pub fn open_scoped(self, scope: &str) -> Result<Box<dyn Device>, Error> {
+        Ok(match self {
+            Kernel::Fdbox => Box::new(FdboxDevice::open_scoped(scope)?),
+            Kernel::Liveupdate => Box::new(LiveUpdateDevice::open_scoped(scope)?),
+        })
+    }
+
+    fn under_emulator(self) -> bool {
+        std::env::var(UNDER_EMULATOR).is_ok_and(|d| d == self.name())
+    }
+}
+
+/// Whether the machine's real device is asked for (no emulator).
+fn real_device_only() -> bool {
+    std::env::var(REAL_DEVICE).is_ok_and(|v| v == "1")
+}
+
+/// Whether a missing `kernel` fails rather than skips: under
+/// `FDBOX_REAL_DEVICE=1` for Live Update, the kernel device that exists
+/// (6.19+); FDBox was never merged, so it is run only where it exists.
+fn real_device_demanded(kernel: Kernel) -> bool {
+    real_device_only() && kernel == Kernel::Liveupdate
+}
+
+/// Generate, in the current module, the conformance tests on the kernel
+/// device `$kernel` (a [`Kernel`]), its own rules, and the test that re-runs
+/// them under `fdbox emulate` (`$emulator`: an `Option<PathBuf>`, the
+/// `fdbox` binary to run them under). The module must see the suite as
+/// `crate::conformance`.
 #[macro_export]
 macro_rules! kernel_device_tests {
-    ($emulator:expr) => {
-        $crate::conformance_suite!(optional conformance::kernel::kernel_device);
+    ($kernel:expr, $emulator:expr) => {
+        use $crate::conformance;
+
+        $crate::conformance_suite!(optional || conformance::kernel::kernel_device($kernel));
 
         #[test]
-        fn a_fresh_device_reads_what_an_earlier_one_boxed() {
+        fn the_kernel_devices_own_rules() {
             let _alone = conformance::alone();
-            if let Some(scope) = conformance::kernel::scope() {
-                conformance::kernel::a_fresh_device_reads_what_an_earlier_one_boxed(&scope);
+            if let Some(scope) = conformance::kernel::scope($kernel) {
+                conformance::kernel::own_rules($kernel, &scope);
             }
         }
 
         #[test]
         fn conformance_under_the_emulator() {
-            conformance::kernel::rerun_under_emulator($emulator);
+            // This module's tests, by name ("fdbox::", say).
+            let filter = module_path!()
+                .split_once("::")
+                .map(|(_, m)| format!("{m}::"))
+                .unwrap_or_default();
+            conformance::kernel::rerun_under_emulator($kernel, $emulator, &filter);
         }
     };
 }
 
-/// A scoped [`FdboxDevice`] of its own for one test: it sees only the boxes
-/// it created, whatever else `/dev/fdbox` holds, and deletes them when the
+/// A scoped kernel device of its own for one test: it sees only the boxes
+/// it created, whatever else the kernel holds, and deletes them when the
 /// test drops it.
-pub struct Scratch(FdboxDevice);
+pub struct Scratch(Box<dyn Device>);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -95,34 +170,52 @@ impl Device for Scratch {
 }
 
 /// A fresh scoped kernel device, or `None` (said why) without one.
-pub fn kernel_device() -> Option<Arc<dyn Device>> {
-    let scope = scope()?;
-    let device = FdboxDevice::open_scoped(&scope)
-        .unwrap_or_else(|e| panic!("/dev/fdbox/fdbox exists but cannot be opened: {e}"));
+pub fn kernel_device(kernel: Kernel) -> Option<Arc<dyn Device>> {
+    let scope = scope(kernel)?;
+    let device = kernel
+        .open_scoped(&scope)
+        .unwrap_or_else(|e| panic!("{} exists but cannot be opened: {e}", kernel.node()));
     Some(Arc::new(Scratch(device)))
 }
 
 /// A scope of kernel box names no other test uses, or `None` (said why)
-/// without a kernel device.
-pub fn scope() -> Option<String> {
-    if !FdboxDevice::available() {
+/// without the kernel device.
+pub fn scope(kernel: Kernel) -> Option<String> {
+    if !kernel.available() {
         assert!(
-            std::env::var_os(UNDER_EMULATOR).is_none(),
-            "running under `fdbox emulate`, yet /dev/fdbox/fdbox does not exist"
+            !kernel.under_emulator(),
+            "running under `fdbox emulate --device {}`, yet {} does not open",
+            kernel.name(),
+            kernel.node()
+        );
+        assert!(
+            !real_device_demanded(kernel),
+            "{REAL_DEVICE}=1, yet {} does not open on this machine",
+            kernel.node()
         );
         println!(
-            "skipped: /dev/fdbox/fdbox does not exist (no FDBox kernel); \
-             conformance_under_the_emulator runs this suite under `fdbox emulate` instead"
+            "skipped: {} does not open (no such kernel device); \
+             conformance_under_the_emulator runs this suite under `fdbox emulate` instead",
+            kernel.node()
         );
         return None;
     }
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
+    // Short: Live Update session names are at most 63 bytes.
     Some(format!(
-        "fdbox-conformance-{}-{}.",
+        "c{}.{}.",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ))
+}
+
+/// Each kernel device's own rules, beyond the suite.
+pub fn own_rules(kernel: Kernel, scope: &str) {
+    match kernel {
+        Kernel::Fdbox => a_fresh_device_reads_what_an_earlier_one_boxed(scope),
+        Kernel::Liveupdate => liveupdate_rules(scope),
+    }
 }
 
 /// The kernel device's own rule: what the kernel cannot report (entries,
@@ -141,7 +234,7 @@ pub fn a_fresh_device_reads_what_an_earlier_one_boxed(scope: &str) {
         Handle::from_parts(h.into_fd(), HandleKind::MemoryFile, access)
     };
     {
-        let first = Scratch(FdboxDevice::open_scoped(scope).unwrap());
+        let first = Scratch(Box::new(FdboxDevice::open_scoped(scope).unwrap()));
         for b in [&open, &sealed] {
             first.create_box(b).unwrap();
             first.put(b, &name("state"), super::memfd("12345")).unwrap();
@@ -159,7 +252,7 @@ pub fn a_fresh_device_reads_what_an_earlier_one_boxed(scope: &str) {
         // The host restarts: its device goes, the boxes stay.
         std::mem::forget(first);
     }
-    let second = Scratch(FdboxDevice::open_scoped(scope).unwrap());
+    let second = Scratch(Box::new(FdboxDevice::open_scoped(scope).unwrap()));
     let status = second.status(&open).unwrap();
     assert_eq!((status.sealed, status.entries), (false, 2));
     let entries: Vec<_> = second
@@ -194,32 +287,116 @@ pub fn a_fresh_device_reads_what_an_earlier_one_boxed(scope: &str) {
     // `second` deletes both boxes: it opened them.
 }
 
-/// Without `/dev/fdbox/fdbox`, run this test binary again under
-/// `$emulator emulate`, and fail if the suite fails there; skip (saying
-/// why) if there is no emulator to run it under.
-pub fn rerun_under_emulator(emulator: Option<PathBuf>) {
-    if FdboxDevice::available() {
-        println!("/dev/fdbox/fdbox exists: the conformance tests ran on it directly");
+/// The Live Update device's own rules: session names are at most 63
+/// bytes, scope included; one open file is in one place; one process has
+/// the device at a time; a sealed box's files are preserved and a refused
+/// seal keeps the box as it was.
+fn liveupdate_rules(scope: &str) {
+    use fdbox_host::ErrorCode;
+    let name = |s: &str| Name::new(s).unwrap();
+    let device = Scratch(Kernel::Liveupdate.open_scoped(scope).unwrap());
+
+    let longest = "n".repeat(63 - scope.len());
+    device.create_box(&name(&longest)).unwrap();
+    let too_long = device
+        .create_box(&name(&format!("{longest}n")))
+        .unwrap_err();
+    assert_eq!(too_long.code(), ErrorCode::NameTooLong);
+    assert!(
+        too_long.to_string().contains("limit is 63 bytes"),
+        "{too_long}"
+    );
+
+    let (a, b) = (name("a"), name("b"));
+    device.create_box(&a).unwrap();
+    device.create_box(&b).unwrap();
+    let state = super::memfd("state");
+    let dup = Handle::from_parts(
+        state.fd().try_clone_to_owned().unwrap(),
+        state.kind(),
+        state.access(),
+    );
+    device.put(&a, &name("state"), state).unwrap();
+    let refused = device.put(&b, &name("copy"), dup).unwrap_err();
+    assert_eq!(refused.error.code(), ErrorCode::AlreadyExists);
+    assert!(
+        refused.error.to_string().contains("already in box \"a\""),
+        "{}",
+        refused.error
+    );
+    // The refused duplicate comes back whole, and the entry is untouched.
+    assert_eq!(super::content(refused.handle), "state");
+
+    let second = Kernel::Liveupdate
+        .open_scoped(scope)
+        .err()
+        .expect("a second open is refused");
+    assert_eq!(second.code(), ErrorCode::DeviceUnavailable);
+    assert!(
+        second.to_string().contains("one open at a time"),
+        "{second}"
+    );
+
+    device.seal(&a).unwrap();
+    assert!(device.status(&a).unwrap().sealed);
+    assert_eq!(
+        device.entries(&a).unwrap().len(),
+        1,
+        "a sealed box still lists its entries"
+    );
+    device.unseal(&a).unwrap();
+    // Unsealing closed the session, un-preserving the file: it seals again.
+    device.seal(&a).unwrap();
+    device.unseal(&a).unwrap();
+    assert_eq!(
+        super::content(device.get(&a, &name("state")).unwrap()),
+        "state"
+    );
+}
+
+/// Without the kernel device, run this test binary's tests matching
+/// `filter` again under `$emulator emulate --device ...`, and fail if the
+/// suite fails there; skip (saying why) if there is no emulator to run it
+/// under, or the real device is demanded.
+pub fn rerun_under_emulator(kernel: Kernel, emulator: Option<PathBuf>, filter: &str) {
+    if kernel.available() {
+        println!(
+            "{} exists: the conformance tests ran on it directly",
+            kernel.node()
+        );
         return;
     }
     assert!(
-        std::env::var_os(UNDER_EMULATOR).is_none(),
-        "running under `fdbox emulate`, yet /dev/fdbox/fdbox does not exist"
+        !kernel.under_emulator(),
+        "running under `fdbox emulate`, yet {} does not open",
+        kernel.node()
     );
+    if real_device_only() {
+        assert!(
+            !real_device_demanded(kernel),
+            "{REAL_DEVICE}=1, yet {} does not open on this machine",
+            kernel.node()
+        );
+        println!(
+            "skipped: {REAL_DEVICE}=1 asks for the real device only, and {} does not exist",
+            kernel.node()
+        );
+        return;
+    }
     let Some(fdbox) = emulator else {
         println!(
-            "skipped: no /dev/fdbox/fdbox, and no emulator to provide one: set \
+            "skipped: no {}, and no emulator to provide one: set \
              FDBOX_EMULATE_BIN to an `fdbox` binary that has `fdbox emulate` \
              (the root crate's tests/kernel_device.rs does) to run the kernel \
-             device's conformance suite under it"
+             device's conformance suite under it",
+            kernel.node()
         );
         return;
     };
     let me = std::env::current_exe().unwrap();
     let mut command = Command::new(&fdbox);
     command
-        .arg("emulate")
-        .arg("--")
+        .args(["emulate", "--device", kernel.name(), "--"])
         .arg(&me)
         // Under the emulator a missing device fails (UNDER_EMULATOR), so no
         // test there can skip.
@@ -227,10 +404,12 @@ pub fn rerun_under_emulator(emulator: Option<PathBuf>) {
             "--test-threads=1",
             "--skip",
             "conformance_under_the_emulator",
+            filter,
         ])
-        .env(UNDER_EMULATOR, "1");
+        .env(UNDER_EMULATOR, kernel.name());
     println!(
-        "no /dev/fdbox/fdbox: running the kernel device's conformance suite under the emulator: {command:?}"
+        "no {}: running the kernel device's conformance suite under the emulator: {command:?}",
+        kernel.node()
     );
     let output = command
         .output()
@@ -241,8 +420,14 @@ pub fn rerun_under_emulator(emulator: Option<PathBuf>) {
     eprintln!("{stderr}");
     assert!(
         output.status.success(),
-        "the kernel device's conformance suite failed under `{} emulate` ({}); its output is above",
+        "the kernel device's conformance suite failed under `{} emulate --device {}` ({}); its output is above",
         fdbox.display(),
+        kernel.name(),
         output.status
+    );
+    // A filter that matched nothing would pass vacuously.
+    assert!(
+        !stdout.contains("running 0 tests"),
+        "no test matched {filter:?} under the emulator"
     );
 }

@@ -1,0 +1,267 @@
+/* Raw /dev/liveupdate calls, per the Live Update Orchestrator's UAPI (Linux
+ * 6.19, include/uapi/linux/liveupdate.h), for tests/emulate.rs to run under
+ * `fdbox emulate --device liveupdate`. One line per check; exits 1 on the
+ * first failure.
+ *
+ *   liveupdate_checks checks        every errno path of the device and sessions
+ *   liveupdate_checks kexec-before  session "s": memfd "hello" at token 7,
+ *                                   offset 2; prints "ok ready" and waits
+ *                                   for the kexec (SIGTERM to the emulator)
+ *   liveupdate_checks kexec-after   session "s" back as an incoming session
+ *   liveupdate_checks kexec-third   "s" did not travel again
+ *   liveupdate_checks eacces        run as another uid: the open is EACCES
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LIVEUPDATE_SESSION_NAME_LENGTH 64
+#define LIVEUPDATE_IOCTL_CREATE_SESSION 0xBA00
+#define LIVEUPDATE_IOCTL_RETRIEVE_SESSION 0xBA01
+#define LIVEUPDATE_SESSION_PRESERVE_FD 0xBA40
+#define LIVEUPDATE_SESSION_RETRIEVE_FD 0xBA41
+#define LIVEUPDATE_SESSION_FINISH 0xBA42
+
+struct liveupdate_session { uint32_t size; int32_t fd; uint8_t name[LIVEUPDATE_SESSION_NAME_LENGTH]; };
+struct liveupdate_session_fd { uint32_t size; int32_t fd; uint64_t token; };
+struct liveupdate_session_finish { uint32_t size; uint32_t reserved; };
+
+_Static_assert(sizeof(struct liveupdate_session) == 72, "session struct");
+_Static_assert(sizeof(struct liveupdate_session_fd) == 16, "session fd struct");
+_Static_assert(sizeof(struct liveupdate_session_finish) == 8, "finish struct");
+
+static void check(const char *what, int ok) {
+    printf("%s %s\n", ok ? "ok" : "FAIL", what);
+    fflush(stdout);
+    if (!ok) exit(1);
+}
+
+/* The call failed with `expected`. */
+static int fails(long rc, int expected) {
+    if (rc >= 0 || errno != expected)
+        fprintf(stderr, "  rc=%ld errno=%d (%s), expected %d\n", rc, errno, strerror(errno), expected);
+    return rc < 0 && errno == expected;
+}
+
+static int is_cloexec(int fd) {
+    int flags = fcntl(fd, F_GETFD);
+    return flags >= 0 && (flags & FD_CLOEXEC);
+}
+
+/* CREATE_SESSION or RETRIEVE_SESSION of `name`: the session fd, or -1. */
+static int session_op(int dev, unsigned long req, const char *name) {
+    struct liveupdate_session s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    s.fd = -1;
+    strncpy((char *)s.name, name, LIVEUPDATE_SESSION_NAME_LENGTH - 1);
+    if (ioctl(dev, req, &s) != 0) return -1;
+    return s.fd;
+}
+
+static int preserve(int session, int fd, uint64_t token) {
+    struct liveupdate_session_fd p = { .size = sizeof p, .fd = fd, .token = token };
+    return ioctl(session, LIVEUPDATE_SESSION_PRESERVE_FD, &p);
+}
+
+/* RETRIEVE_FD of `token`: the fd, or -1. */
+static int retrieve(int session, uint64_t token) {
+    struct liveupdate_session_fd r = { .size = sizeof r, .fd = -1, .token = token };
+    if (ioctl(session, LIVEUPDATE_SESSION_RETRIEVE_FD, &r) != 0) return -1;
+    return r.fd;
+}
+
+static int finish(int session, uint32_t reserved) {
+    struct liveupdate_session_finish f = { .size = sizeof f, .reserved = reserved };
+    return ioctl(session, LIVEUPDATE_SESSION_FINISH, &f);
+}
+
+static int memfd_with(const char *content) {
+    int fd = memfd_create("liveupdate-check", MFD_CLOEXEC);
+    if (fd < 0 || write(fd, content, strlen(content)) != (ssize_t)strlen(content)) return -1;
+    return fd;
+}
+
+static int has_content(int fd, const char *content) {
+    char buf[64] = {0};
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    return n == (ssize_t)strlen(content) && memcmp(buf, content, n) == 0;
+}
+
+static int open_device(void) {
+    int dev = open("/dev/liveupdate", O_RDWR | O_CLOEXEC);
+    check("open /dev/liveupdate", dev >= 0);
+    return dev;
+}
+
+static int checks(void) {
+    int dev = open_device();
+    check("a second open: EBUSY", fails(open("/dev/liveupdate", O_RDWR), EBUSY));
+    check("a child's open: EBUSY too", ({
+        pid_t pid = fork();
+        if (pid == 0) _exit(open("/dev/liveupdate", O_RDWR) < 0 && errno == EBUSY ? 0 : 1);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }));
+    int copy = dup(dev);
+    close(dev);
+    check("a dup keeps it open: EBUSY", fails(open("/dev/liveupdate", O_RDWR), EBUSY));
+    close(copy);
+    dev = open("/dev/liveupdate", O_RDWR);
+    check("closed, it opens again", dev >= 0);
+    check("without O_CLOEXEC it is not close-on-exec", !is_cloexec(dev));
+
+    int a = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "a");
+    check("create session a: fd in the struct", a >= 0);
+    check("the session fd is close-on-exec", is_cloexec(a));
+    check("create a again: EEXIST", fails(session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "a"), EEXIST));
+    check("create empty name: EINVAL", fails(session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, ""), EINVAL));
+    {
+        struct liveupdate_session s;
+        memset(&s, 'x', sizeof s);
+        s.size = sizeof s;
+        check("create unterminated name: EINVAL", fails(ioctl(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, &s), EINVAL));
+        memset(&s, 0, sizeof s);
+        strcpy((char *)s.name, "small");
+        s.size = sizeof s - 1;
+        check("size too small: EINVAL", fails(ioctl(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, &s), EINVAL));
+    }
+    {
+        /* A caller from the future: 80 bytes, the 8 past the struct unknown. */
+        union { struct liveupdate_session s; uint8_t bytes[80]; } big;
+        memset(&big, 0, sizeof big);
+        big.s.size = 80;
+        strcpy((char *)big.s.name, "big");
+        big.bytes[76] = 1;
+        check("non-zero tail bytes: E2BIG", fails(ioctl(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, &big), E2BIG));
+        big.bytes[76] = 0;
+        big.s.fd = -1;
+        check("zero tail bytes: accepted", ioctl(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, &big) == 0 && big.s.fd >= 0);
+        close(big.s.fd);
+    }
+    check("retrieve unknown session: ENOENT", fails(session_op(dev, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, "nope"), ENOENT));
+    check("a session request on the device: EINVAL", fails(finish(dev, 0), EINVAL));
+    check("a device request on a session: EINVAL", fails(session_op(a, LIVEUPDATE_IOCTL_CREATE_SESSION, "b"), EINVAL));
+    {
+        struct liveupdate_session_fd p = { .size = sizeof p };
+        check("an unknown session request: EINVAL", fails(ioctl(a, 0xBA43, &p), EINVAL));
+    }
+
+    int pipes[2];
+    check("pipe", pipe(pipes) == 0);
+    check("preserve a pipe: ENOENT", fails(preserve(a, pipes[0], 1), ENOENT));
+    check("a LUO request on a pipe is the kernel's: ENOTTY", fails(finish(pipes[0], 0), ENOTTY));
+    check("preserve a bad fd: EBADF", fails(preserve(a, 9999, 1), EBADF));
+    check("preserve the device: ENOENT", fails(preserve(a, dev, 1), ENOENT));
+    {
+        /* Only where the kernel has hugetlbfs; creating one needs no huge page. */
+        int huge = memfd_create("liveupdate-check-huge", MFD_CLOEXEC | MFD_HUGETLB);
+        if (huge >= 0)
+            check("preserve a hugetlb memfd: ENOENT", fails(preserve(a, huge, 1), ENOENT));
+    }
+    int memfd = memfd_with("content");
+    check("preserve a memfd at token 1", preserve(a, memfd, 1) == 0);
+    check("the caller's fd stays open", has_content(memfd, "content"));
+    int other = memfd_with("other");
+    check("preserve token 1 again: EEXIST", fails(preserve(a, other, 1), EEXIST));
+    int dupped = dup(memfd);
+    check("preserve the same file (a dup) again: EBUSY", fails(preserve(a, dupped, 2), EBUSY));
+    {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", memfd);
+        int reopened = open(path, O_RDWR);
+        check("a new open of the memfd is another file: preserved", reopened >= 0 && preserve(a, reopened, 3) == 0);
+    }
+    int b = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "b");
+    check("create session b", b >= 0);
+    check("preserve a file of session a in b: EBUSY", fails(preserve(b, memfd, 1), EBUSY));
+    check("RETRIEVE_FD on an outgoing session: EINVAL", fails(retrieve(a, 1), EINVAL));
+    check("FINISH on an outgoing session: EINVAL", fails(finish(a, 0), EINVAL));
+
+    {
+        /* The emulator's documented limit; the caller's fds may close. */
+        int full = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "full");
+        int ok = full >= 0;
+        for (int i = 0; ok && i < 1024; i++) {
+            int m = memfd_create("liveupdate-check-full", MFD_CLOEXEC);
+            ok = m >= 0 && preserve(full, m, i) == 0 && close(m) == 0;
+        }
+        check("preserve 1024 memfds in a session", ok);
+        check("the 1025th: ENOSPC", fails(preserve(full, other, 1024), ENOSPC));
+        close(full);
+    }
+
+    close(a);
+    a = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "a");
+    check("closing session a frees its name", a >= 0);
+    check("and un-preserves its files", preserve(b, dupped, 1) == 0);
+    check("an ordinary open still works", open("/proc/self/status", O_RDONLY) >= 0);
+    return 0;
+}
+
+static int kexec_before(void) {
+    int dev = open_device();
+    int s = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "s");
+    check("create session s", s >= 0);
+    int memfd = memfd_with("hello");
+    check("memfd with hello, offset 2", memfd >= 0 && lseek(memfd, 2, SEEK_SET) == 2);
+    check("preserve it at token 7", preserve(s, memfd, 7) == 0);
+    int gone = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "closed");
+    check("session closed, preserved and closed", gone >= 0 && preserve(gone, memfd_with("x"), 1) == 0 && close(gone) == 0);
+    check("ready", 1);
+    pause();
+    return 0;
+}
+
+static int kexec_after(void) {
+    int dev = open_device();
+    int s = session_op(dev, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, "s");
+    check("retrieve session s", s >= 0 && is_cloexec(s));
+    check("retrieve s again: EINVAL", fails(session_op(dev, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, "s"), EINVAL));
+    check("the closed session did not travel: ENOENT", fails(session_op(dev, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, "closed"), ENOENT));
+    int out = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "s");
+    check("an outgoing session may take the incoming one's name", out >= 0);
+    close(out);
+    check("an unknown token: ENOENT", fails(retrieve(s, 8), ENOENT));
+    int memfd = retrieve(s, 7);
+    check("retrieve token 7", memfd >= 0);
+    check("its content survived", has_content(memfd, "hello"));
+    check("its offset survived", lseek(memfd, 0, SEEK_CUR) == 2);
+    check("it is close-on-exec", is_cloexec(memfd));
+    check("PRESERVE_FD on an incoming session: EINVAL", fails(preserve(s, memfd, 1), EINVAL));
+    check("retrieve token 7 again: ENOENT", fails(retrieve(s, 7), ENOENT));
+    check("FINISH with reserved set: EINVAL", fails(finish(s, 1), EINVAL));
+    check("FINISH", finish(s, 0) == 0);
+    check("retrieve s after FINISH: still EINVAL", fails(session_op(dev, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, "s"), EINVAL));
+    return 0;
+}
+
+static int kexec_third(void) {
+    int dev = open_device();
+    check("s did not travel again: ENOENT", fails(session_op(dev, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, "s"), ENOENT));
+    return 0;
+}
+
+static int eacces(void) {
+    check("open as another uid: EACCES", fails(open("/dev/liveupdate", O_RDWR), EACCES));
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    if (!strcmp(argv[1], "checks")) return checks();
+    if (!strcmp(argv[1], "kexec-before")) return kexec_before();
+    if (!strcmp(argv[1], "kexec-after")) return kexec_after();
+    if (!strcmp(argv[1], "kexec-third")) return kexec_third();
+    if (!strcmp(argv[1], "eacces")) return eacces();
+    return 2;
+}
