@@ -128,6 +128,21 @@ struct Preserved {
     token: u64,
     /// Outgoing: a copy of the program's fd, the same open file.
     file: OwnedFd,
+    /// Its inode (st_dev, st_ino): only files of one inode can be one open
+    /// file, so PRESERVE_FD's "preserved already" check compares open files
+    /// (kcmp) within an inode, not across every preserved file.
+    inode: (u64, u64),
+}
+
+impl Preserved {
+    fn new(token: u64, file: OwnedFd) -> rustix::io::Result<Self> {
+        let stat = rustix::fs::fstat(&file)?;
+        Ok(Preserved {
+            token,
+            file,
+            inode: (stat.st_dev, stat.st_ino),
+        })
+    }
 }
 
 /// The emulated orchestrator: sessions and the stand-ins the program holds.
@@ -233,7 +248,7 @@ impl Luo {
                 let mut writer = File::from(memfd.try_clone()?);
                 writer.write_all(&content)?;
                 rustix::fs::seek(&memfd, SeekFrom::Start(offset))?;
-                files.push(Preserved { token, file: memfd });
+                files.push(Preserved::new(token, memfd)?);
             }
             let id = self.new_id();
             self.sessions.push(Session {
@@ -499,16 +514,17 @@ impl Luo {
         if !is_memfd(file.as_fd()) {
             return Err(libc::ENOENT);
         }
+        let file = Preserved::new(token, file).map_err(|e| e.raw_os_error())?;
         let preserved = self
             .sessions
             .iter()
             .filter(|s| !s.incoming)
             .flat_map(|s| &s.files)
-            .any(|p| same_file(p.file.as_fd(), file.as_fd()));
+            .any(|p| p.inode == file.inode && same_file(p.file.as_fd(), file.file.as_fd()));
         if preserved {
             return Err(libc::EBUSY);
         }
-        self.session(id)?.files.push(Preserved { token, file });
+        self.session(id)?.files.push(file);
         Ok(())
     }
 

@@ -21,6 +21,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "checks.h"
+
 #define FDBOX_NAME_LEN 256
 #define FDBOX_CREATE_BOX 0x2E00
 #define FDBOX_DELETE_BOX 0x2E01
@@ -32,19 +34,6 @@
 struct fdbox_create_box { uint64_t flags; uint8_t name[FDBOX_NAME_LEN]; };
 struct fdbox_put_fd { uint64_t flags; uint32_t fd; uint32_t pad; uint8_t name[FDBOX_NAME_LEN]; };
 struct fdbox_get_fd { uint64_t flags; uint32_t pad; uint8_t name[FDBOX_NAME_LEN]; };
-
-static void check(const char *what, int ok) {
-    printf("%s %s\n", ok ? "ok" : "FAIL", what);
-    fflush(stdout);
-    if (!ok) exit(1);
-}
-
-/* The call failed with `expected`. */
-static int fails(long rc, int expected) {
-    if (rc >= 0 || errno != expected)
-        fprintf(stderr, "  rc=%ld errno=%d (%s), expected %d\n", rc, errno, strerror(errno), expected);
-    return rc < 0 && errno == expected;
-}
 
 static int box_op(int control, unsigned long req, const char *name, uint64_t flags) {
     struct fdbox_create_box a;
@@ -71,15 +60,7 @@ static int get(int box, const char *name, uint64_t flags) {
 }
 
 static int memfd_with(const char *content) {
-    int fd = memfd_create("emulate-check", MFD_CLOEXEC);
-    if (fd < 0 || write(fd, content, strlen(content)) != (ssize_t)strlen(content)) return -1;
-    return fd;
-}
-
-static int has_content(int fd, const char *content) {
-    char buf[64] = {0};
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-    return n == (ssize_t)strlen(content) && memcmp(buf, content, n) == 0;
+    return memfd_with_label("emulate-check", content);
 }
 
 static int open_control(void) {

@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "checks.h"
+
 #define LIVEUPDATE_SESSION_NAME_LENGTH 64
 #define LIVEUPDATE_IOCTL_CREATE_SESSION 0xBA00
 #define LIVEUPDATE_IOCTL_RETRIEVE_SESSION 0xBA01
@@ -37,19 +39,6 @@ struct liveupdate_session_finish { uint32_t size; uint32_t reserved; };
 _Static_assert(sizeof(struct liveupdate_session) == 72, "session struct");
 _Static_assert(sizeof(struct liveupdate_session_fd) == 16, "session fd struct");
 _Static_assert(sizeof(struct liveupdate_session_finish) == 8, "finish struct");
-
-static void check(const char *what, int ok) {
-    printf("%s %s\n", ok ? "ok" : "FAIL", what);
-    fflush(stdout);
-    if (!ok) exit(1);
-}
-
-/* The call failed with `expected`. */
-static int fails(long rc, int expected) {
-    if (rc >= 0 || errno != expected)
-        fprintf(stderr, "  rc=%ld errno=%d (%s), expected %d\n", rc, errno, strerror(errno), expected);
-    return rc < 0 && errno == expected;
-}
 
 static int is_cloexec(int fd) {
     int flags = fcntl(fd, F_GETFD);
@@ -85,15 +74,7 @@ static int finish(int session, uint32_t reserved) {
 }
 
 static int memfd_with(const char *content) {
-    int fd = memfd_create("liveupdate-check", MFD_CLOEXEC);
-    if (fd < 0 || write(fd, content, strlen(content)) != (ssize_t)strlen(content)) return -1;
-    return fd;
-}
-
-static int has_content(int fd, const char *content) {
-    char buf[64] = {0};
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-    return n == (ssize_t)strlen(content) && memcmp(buf, content, n) == 0;
+    return memfd_with_label("liveupdate-check", content);
 }
 
 static int open_device(void) {

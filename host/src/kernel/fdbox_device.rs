@@ -248,12 +248,7 @@ impl FdboxDevice {
     /// It opens the device to tell: `fdbox emulate` makes the node openable,
     /// not visible to `stat`.
     pub fn available() -> bool {
-        rustix::fs::open(
-            CONTROL_DEVICE,
-            OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .is_ok()
+        super::node_opens(CONTROL_DEVICE)
     }
 
     /// [`FdboxDevice::open`], seeing only the kernel boxes whose names start
@@ -261,29 +256,12 @@ impl FdboxDevice {
     /// `<scope>b`): separate sets of boxes on one `/dev/fdbox`, for tests or
     /// for several hosts. A scope may not contain `/` or NUL.
     pub fn open_scoped(scope: &str) -> Result<Self, Error> {
-        if scope.contains(['/', '\0']) {
-            return Err(Error::InvalidName {
-                name: scope.to_string(),
-                reason: "a device scope contains '/' or NUL",
-            });
-        }
-        let control = rustix::fs::open(
+        super::check_scope(scope)?;
+        let control = super::open_node(
             CONTROL_DEVICE,
-            OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| {
-            let why = match e {
-                Errno::ACCESS | Errno::PERM => "it is root's (mode 0600)",
-                _ => {
-                    "this kernel has no FDBox; use the daemon device, or run under `fdbox emulate`"
-                }
-            };
-            Error::Device(io::Error::new(
-                io::Error::from(e).kind(),
-                format!("cannot open the FDBox control device {CONTROL_DEVICE}: {e} ({why})"),
-            ))
-        })?;
+            "the FDBox control device",
+            "this kernel has no FDBox; use the daemon device, or run under `fdbox emulate`",
+        )?;
         Ok(FdboxDevice {
             dir: PathBuf::from(DEVICE_DIR),
             control,

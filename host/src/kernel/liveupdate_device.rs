@@ -61,7 +61,6 @@ use crate::device::{
     BoxStatus, Capabilities, Device, EntryInfo, RefusedBatch, check_entries_quota,
 };
 use crate::{Error, Handle, HandleKind, Name};
-use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -97,6 +96,20 @@ struct State {
     index: Option<(OwnedFd, u64)>,
     /// The generation of the last index written (or read).
     generation: u64,
+}
+
+impl State {
+    fn get(&self, name: &Name) -> Result<&BoxState, Error> {
+        self.boxes
+            .get(name)
+            .ok_or_else(|| Error::NoSuchBox(name.clone()))
+    }
+
+    fn get_mut(&mut self, name: &Name) -> Result<&mut BoxState, Error> {
+        self.boxes
+            .get_mut(name)
+            .ok_or_else(|| Error::NoSuchBox(name.clone()))
+    }
 }
 
 #[derive(Default)]
@@ -213,12 +226,7 @@ impl LiveUpdateDevice {
 
     /// Whether `/dev/liveupdate` opens here (it is then closed again).
     pub fn available() -> bool {
-        rustix::fs::open(
-            LIVEUPDATE_DEVICE,
-            OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .is_ok()
+        super::node_opens(LIVEUPDATE_DEVICE)
     }
 
     /// [`LiveUpdateDevice::open`], seeing only the sessions whose names start
@@ -226,29 +234,12 @@ impl LiveUpdateDevice {
     /// the machine's sessions, for tests. A scope may not contain `/` or
     /// NUL.
     pub fn open_scoped(scope: &str) -> Result<Self, Error> {
-        if scope.contains(['/', '\0']) {
-            return Err(Error::InvalidName {
-                name: scope.to_string(),
-                reason: "a device scope contains '/' or NUL",
-            });
-        }
-        let device = rustix::fs::open(
+        super::check_scope(scope)?;
+        let device = super::open_node(
             LIVEUPDATE_DEVICE,
-            OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| {
-            let why = match e {
-                Errno::BUSY => {
-                    "another process has it open, and it allows one open at a time; stop that process, or share one holder daemon"
-                }
-                Errno::ACCESS | Errno::PERM => "it is root's (mode 0600)",
-                _ => {
-                    "this kernel has no Live Update Orchestrator (Linux 6.19+ booted with liveupdate=on); use the daemon device, or run under `fdbox emulate --device liveupdate`"
-                }
-            };
-            device_error(format!("cannot open {LIVEUPDATE_DEVICE} ({why})"), e)
-        })?;
+            "the Live Update device",
+            "this kernel has no Live Update Orchestrator (Linux 6.19+ booted with liveupdate=on); use the daemon device, or run under `fdbox emulate --device liveupdate`",
+        )?;
         let device = LiveUpdateDevice {
             device,
             scope: scope.to_string(),
@@ -518,11 +509,7 @@ impl Device for LiveUpdateDevice {
 
     fn status(&self, name: &Name) -> Result<BoxStatus, Error> {
         let state = self.lock();
-        state
-            .boxes
-            .get(name)
-            .map(|b| status_of(name, b))
-            .ok_or_else(|| Error::NoSuchBox(name.clone()))
+        state.get(name).map(|b| status_of(name, b))
     }
 
     fn put_many_within(
@@ -534,10 +521,7 @@ impl Device for LiveUpdateDevice {
         let mut guard = self.lock();
         let state = &mut *guard;
         let checked = (|| {
-            let b = state
-                .boxes
-                .get(box_name)
-                .ok_or_else(|| Error::NoSuchBox(box_name.clone()))?;
+            let b = state.get(box_name)?;
             if b.sealed {
                 return Err(Error::BoxSealed(box_name.clone()));
             }
@@ -592,9 +576,8 @@ impl Device for LiveUpdateDevice {
 
     fn get_many(&self, box_name: &Name, names: &[Name]) -> Result<Vec<Handle>, Error> {
         let mut guard = self.lock();
-        let state = &mut *guard;
-        let b = state
-            .boxes
+        let State { boxes, held, .. } = &mut *guard;
+        let b = boxes
             .get_mut(box_name)
             .ok_or_else(|| Error::NoSuchBox(box_name.clone()))?;
         if b.sealed {
@@ -614,21 +597,18 @@ impl Device for LiveUpdateDevice {
         Ok(names
             .iter()
             .map(|name| {
-                let held = b.entries.remove(name).expect("checked above");
-                if let Ok(id) = identity(held.fd.as_fd()) {
-                    state.held.remove(&id);
+                let taken = b.entries.remove(name).expect("checked above");
+                if let Ok(id) = identity(taken.fd.as_fd()) {
+                    held.remove(&id);
                 }
-                Handle::from_parts(held.fd, held.entry.kind, held.entry.access)
+                Handle::from_parts(taken.fd, taken.entry.kind, taken.entry.access)
             })
             .collect())
     }
 
     fn entries(&self, box_name: &Name) -> Result<Vec<EntryInfo>, Error> {
         let state = self.lock();
-        let b = state
-            .boxes
-            .get(box_name)
-            .ok_or_else(|| Error::NoSuchBox(box_name.clone()))?;
+        let b = state.get(box_name)?;
         Ok(b.entries
             .iter()
             .map(|(name, held)| EntryInfo {
@@ -641,10 +621,7 @@ impl Device for LiveUpdateDevice {
 
     fn seal(&self, box_name: &Name) -> Result<(), Error> {
         let mut state = self.lock();
-        let b = state
-            .boxes
-            .get(box_name)
-            .ok_or_else(|| Error::NoSuchBox(box_name.clone()))?;
+        let b = state.get(box_name)?;
         if b.sealed {
             return Err(Error::BoxSealed(box_name.clone()));
         }
@@ -664,10 +641,7 @@ impl Device for LiveUpdateDevice {
 
     fn unseal(&self, box_name: &Name) -> Result<(), Error> {
         let mut state = self.lock();
-        let b = state
-            .boxes
-            .get_mut(box_name)
-            .ok_or_else(|| Error::NoSuchBox(box_name.clone()))?;
+        let b = state.get_mut(box_name)?;
         if !b.sealed {
             return Err(Error::BoxNotSealed(box_name.clone()));
         }
