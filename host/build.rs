@@ -31,6 +31,14 @@ fn main() {
             ("wasi", "wasmtime_wasi::p2::bindings"),
             ("fdbox:fdbox/boxes.box", "crate::bindings::BoxRef"),
             ("fdbox:fdbox/boxes.box-fd", "crate::bindings::BoxFdRef"),
+            (
+                "fdbox:fdbox/sockets.tcp-listener",
+                "crate::sockets::TcpListener",
+            ),
+            (
+                "fdbox:fdbox/sockets.tcp-connection",
+                "crate::sockets::TcpConnection",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

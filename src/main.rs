@@ -1,13 +1,17 @@
 //! `fdbox`: run WebAssembly components whose live handles survive crashes,
 //! upgrades and restarts.
 
+mod checkpoint;
 mod component;
+mod control;
 mod daemon;
 mod device;
 mod emulate;
 mod grant_args;
+mod guest;
 mod ls;
 mod run;
+mod serve;
 mod systemd;
 mod upgrade;
 
@@ -27,6 +31,15 @@ struct Cli {
 enum Command {
     /// Run a `wasi:cli` command component with WASI and fdbox.
     Run(run::RunArgs),
+    /// Run a service component that can be upgraded in place (`fdbox
+    /// upgrade`) and handed to a new host process (`fdbox stop`).
+    Serve(serve::ServeArgs),
+    /// Upgrade the running service (`fdbox serve`) to a new component:
+    /// its listener, connections and state move over; a version that fails
+    /// before it serves is rolled back.
+    Upgrade(control::UpgradeArgs),
+    /// Ask the running service to hand over its boxes and exit.
+    Stop(control::StopArgs),
     /// Hold boxes for hosts of this user, across their restarts.
     Daemon(daemon::DaemonArgs),
     /// Show the boxes the holder daemon holds.
@@ -49,6 +62,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Upgrade(args) => control::upgrade(args),
+        Command::Stop(args) => control::stop(args),
         Command::Daemon(args) => daemon::run(args).map(|()| ExitCode::SUCCESS),
         Command::Ls(args) => ls::run(args).map(|()| ExitCode::SUCCESS),
         Command::Emulate(args) => emulate::run(args),

@@ -9,10 +9,11 @@ use std::process::{Command, Stdio};
 
 const TARGET: &str = "wasm32-wasip2";
 
-/// The guests: constant name, member (and binary) name, documentation.
-const GUESTS: &[(&str, &str, &str)] = &[
+/// The guests: constant name, member, binary name, documentation.
+const GUESTS: &[(&str, &str, &str, &str)] = &[
     (
         "COUNTER",
+        "counter",
         "counter",
         "The `counter` command: a `u64` counter in a memory file in box `counter` \
          (`--box NAME`), checkpointed by sealing the box after each increment; \
@@ -21,6 +22,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     (
         "BOXED_FILE",
         "boxed-file",
+        "boxed-file",
         "The `boxed-file` command: the first run boxes an open `/data/notes.txt` \
          in box `files` (entry `notes`), the second takes it back, prints it and \
          appends to it.",
@@ -28,17 +30,44 @@ const GUESTS: &[(&str, &str, &str)] = &[
     (
         "PROBE",
         "probe",
+        "probe",
         "The `probe` command: runs the fdbox steps given as arguments and prints \
          one `OK ...` or `ERR <code>` line per step.",
     ),
     (
         "BENCH",
         "bench",
+        "bench",
         "The `bench` component (not a command): exports \
          `put-get-cycles(box-name, n) -> u32`, which moves one memory file into \
          an existing box and back out `n` times; `put-memfds(box-name, n) -> u32`, \
          which creates `n` memory files and puts each as entry `0`..`n-1`; and \
          `get-all(box-name, n) -> u32`, which gets those entries back.",
+    ),
+    (
+        "KV_V1",
+        "kv-service",
+        "kv-v1",
+        "The `kv-v1` command: a line-protocol key/value service for `fdbox serve` \
+         (`--listen main=ADDR --box kv`; `KV_BOX` renames the box) that hands its \
+         listener, connections (request counts, unfinished lines) and map over \
+         through the box on upgrade and stop. `PING`, `SET k v`, `GET k`, \
+         `INCR k`, `COUNT`; `VERSION` answers `VERSION 1`; no `DEL`.",
+    ),
+    (
+        "KV_V2",
+        "kv-service",
+        "kv-v2",
+        "The `kv-v2` command: [`KV_V1`] with `VERSION 2`, and `DEL k` \
+         (`OK`, or `NONE` if `k` was not set).",
+    ),
+    (
+        "KV_BROKEN",
+        "kv-service",
+        "kv-broken",
+        "The `kv-broken` command: imports what [`KV_V1`] does but traps as it \
+         starts, before it touches the box or calls `lifecycle.ready`: an \
+         upgrade to it must roll back.",
     ),
 ];
 
@@ -120,8 +149,8 @@ fn main() {
 
     let release = target_dir.join(TARGET).join("release");
     let mut artifacts = String::new();
-    for (constant, name, doc) in GUESTS {
-        let path = release.join(format!("{name}.wasm"));
+    for (constant, _, binary, doc) in GUESTS {
+        let path = release.join(format!("{binary}.wasm"));
         assert!(
             path.is_file(),
             "cargo succeeded but {} is missing",
@@ -149,7 +178,7 @@ fn rerun_if_changed(guests: &Path, repo: &Path) {
         guests.join("fdbox-guest"),
         repo.join("wit"),
     ];
-    paths.extend(GUESTS.iter().map(|(_, name, _)| guests.join(name)));
+    paths.extend(GUESTS.iter().map(|(_, member, _, _)| guests.join(member)));
     for path in paths {
         println!("cargo:rerun-if-changed={}", path.display());
     }

@@ -4,7 +4,8 @@
 use crate::descriptor_kinds::DescriptorKinds;
 use crate::device::{Device, EntryInfo, Refused};
 use crate::grant::{Grant, Grants, Operation, Quotas};
-use crate::{Error, Handle, Name};
+use crate::sockets::TcpListener;
+use crate::{Error, Handle, Lifecycle, ListenerGrants, Name};
 use std::sync::Arc;
 use wasmtime_wasi::filesystem::Descriptor;
 
@@ -20,6 +21,8 @@ pub struct FdboxCtx {
     quotas: Quotas,
     allow_blocking_current_thread: bool,
     kinds: Arc<DescriptorKinds>,
+    listeners: ListenerGrants,
+    lifecycle: Arc<Lifecycle>,
 }
 
 /// Builds an [`FdboxCtx`]: no grants, default quotas.
@@ -48,6 +51,20 @@ impl FdboxCtxBuilder {
         self
     }
 
+    /// Grant the guest the listeners in `listeners` (shared with every
+    /// context made with the same grants: one bound socket each).
+    pub fn listeners(mut self, listeners: ListenerGrants) -> Self {
+        self.ctx.listeners = listeners;
+        self
+    }
+
+    /// The instance's lifecycle channel (by default one nobody asks
+    /// anything on).
+    pub fn lifecycle(mut self, lifecycle: Arc<Lifecycle>) -> Self {
+        self.ctx.lifecycle = lifecycle;
+        self
+    }
+
     /// The finished context.
     pub fn build(self) -> FdboxCtx {
         self.ctx
@@ -65,6 +82,8 @@ impl FdboxCtx {
                 quotas: Quotas::default(),
                 allow_blocking_current_thread: false,
                 kinds: Arc::default(),
+                listeners: ListenerGrants::new(),
+                lifecycle: Lifecycle::new(),
             },
         }
     }
@@ -84,12 +103,23 @@ impl FdboxCtx {
         self.quotas
     }
 
-    /// Build the guest's descriptor around `handle`, remembering its kind.
-    pub(crate) fn descriptor_for_guest(&self, handle: Handle) -> Descriptor {
+    /// The instance's lifecycle channel.
+    pub fn lifecycle(&self) -> &Arc<Lifecycle> {
+        &self.lifecycle
+    }
+
+    /// The listener granted under `name`.
+    pub fn listener(&self, name: &str) -> Result<TcpListener, Error> {
+        self.listeners.take(name)
+    }
+
+    /// Build the guest's descriptor around `handle`, remembering its kind; a
+    /// socket, which is no descriptor, comes back.
+    pub(crate) fn descriptor_for_guest(&self, handle: Handle) -> Result<Descriptor, Handle> {
         let kind = handle.kind();
-        let descriptor = handle.into_descriptor(self.allow_blocking_current_thread);
+        let descriptor = handle.into_descriptor(self.allow_blocking_current_thread)?;
         self.kinds.remember(&descriptor, kind);
-        descriptor
+        Ok(descriptor)
     }
 
     /// Take a guest's descriptor apart into a handle; on failure it comes back.

@@ -44,6 +44,8 @@ impl Capabilities {
             HandleKind::MemoryFile,
             HandleKind::File,
             HandleKind::Directory,
+            HandleKind::TcpListener,
+            HandleKind::TcpConnection,
         ],
         survives_host_restart: true,
     };

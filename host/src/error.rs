@@ -124,6 +124,29 @@ pub enum Error {
         /// The box.
         box_name: Name,
     },
+    /// `box.get` of an entry that is no descriptor (a socket).
+    #[error("entry {entry:?} is a {kind}, not a file or directory: take it with get-handle")]
+    NotADescriptor {
+        /// The entry.
+        entry: String,
+        /// What it is.
+        kind: HandleKind,
+    },
+    /// No listener of that name was granted to the guest.
+    #[error(
+        "no listener named {0:?} was granted to this guest (fdbox serve --listen {0}=ADDR grants one)"
+    )]
+    ListenerNotGranted(String),
+    /// A granted listener's address is taken.
+    #[error(
+        "cannot listen on {address} for listener {name:?}: the address is in use (by another process, or by a listener a previous instance left in a box: take that one)"
+    )]
+    AddressInUse {
+        /// The listener's name.
+        name: String,
+        /// Its address.
+        address: std::net::SocketAddr,
+    },
     /// A quota was reached.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
@@ -152,8 +175,11 @@ impl Error {
             Error::NoSuchBox(_) | Error::NoSuchEntry { .. } => ErrorCode::NotFound,
             Error::BoxSealed(_) => ErrorCode::BoxSealed,
             Error::BoxNotSealed(_) => ErrorCode::BoxNotSealed,
-            Error::KindNotSupported(_) | Error::UnsupportedHandle(_) => ErrorCode::KindNotSupported,
-            Error::AccessDenied { .. } => ErrorCode::AccessDenied,
+            Error::KindNotSupported(_)
+            | Error::UnsupportedHandle(_)
+            | Error::NotADescriptor { .. } => ErrorCode::KindNotSupported,
+            Error::AccessDenied { .. } | Error::ListenerNotGranted(_) => ErrorCode::AccessDenied,
+            Error::AddressInUse { .. } => ErrorCode::AlreadyExists,
             Error::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             Error::Device(e) if is_fd_exhaustion(e) => ErrorCode::QuotaExceeded,
             Error::Device(_) => ErrorCode::DeviceUnavailable,

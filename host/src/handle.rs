@@ -17,6 +17,10 @@ pub enum HandleKind {
     File,
     /// A directory.
     Directory,
+    /// A listening TCP socket.
+    TcpListener,
+    /// A connected TCP socket.
+    TcpConnection,
 }
 
 impl HandleKind {
@@ -26,7 +30,18 @@ impl HandleKind {
             HandleKind::MemoryFile => "memfd",
             HandleKind::File => "file",
             HandleKind::Directory => "dir",
+            HandleKind::TcpListener => "tcp-listener",
+            HandleKind::TcpConnection => "tcp-connection",
         }
+    }
+
+    /// Whether the kind is a file, directory or memory file: what a
+    /// `wasi:filesystem` descriptor can be.
+    pub fn is_descriptor(self) -> bool {
+        matches!(
+            self,
+            HandleKind::MemoryFile | HandleKind::File | HandleKind::Directory
+        )
     }
 }
 
@@ -36,6 +51,8 @@ impl fmt::Display for HandleKind {
             HandleKind::MemoryFile => "memory file",
             HandleKind::File => "file",
             HandleKind::Directory => "directory",
+            HandleKind::TcpListener => "TCP listener",
+            HandleKind::TcpConnection => "TCP connection",
         })
     }
 }
@@ -82,7 +99,9 @@ impl Handle {
         let flags = rustix::fs::fcntl_getfl(&fd)?;
         let mode = flags & OFlags::RWMODE;
         let access = match kind {
-            HandleKind::Directory => Access::ALL,
+            HandleKind::Directory | HandleKind::TcpListener | HandleKind::TcpConnection => {
+                Access::ALL
+            }
             _ => Access {
                 read: mode != OFlags::WRONLY,
                 write: mode != OFlags::RDONLY,
@@ -194,8 +213,12 @@ impl Handle {
     }
 
     /// Build a wasmtime-wasi descriptor around the handle for a guest, with
-    /// exactly the access the handle carries.
-    pub fn into_descriptor(self, allow_blocking_current_thread: bool) -> Descriptor {
+    /// exactly the access the handle carries; a socket, which no descriptor
+    /// can be, comes back.
+    pub fn into_descriptor(self, allow_blocking_current_thread: bool) -> Result<Descriptor, Self> {
+        if !self.kind.is_descriptor() {
+            return Err(self);
+        }
         let Access {
             read,
             write,
@@ -210,20 +233,20 @@ impl Handle {
             FsPerms::ReadOnly
         };
         let file = std::fs::File::from(self.fd);
-        match self.kind {
+        Ok(match self.kind {
             HandleKind::Directory => Descriptor::Dir(Dir::new(
                 file,
                 perms,
                 open_mode,
                 allow_blocking_current_thread,
             )),
-            HandleKind::File | HandleKind::MemoryFile => Descriptor::File(File::new(
+            _ => Descriptor::File(File::new(
                 file,
                 perms,
                 open_mode,
                 allow_blocking_current_thread,
             )),
-        }
+        })
     }
 }
 
@@ -242,13 +265,32 @@ fn kind_of(fd: BorrowedFd<'_>) -> Result<HandleKind, Error> {
                 HandleKind::File
             },
         ),
-        FileType::Socket => Err(Error::UnsupportedHandle("sockets cannot be boxed yet")),
+        FileType::Socket => socket_kind(fd),
         FileType::Fifo => Err(Error::UnsupportedHandle("pipes cannot be boxed")),
         FileType::CharacterDevice | FileType::BlockDevice => {
             Err(Error::UnsupportedHandle("device files cannot be boxed"))
         }
         _ => Err(Error::UnsupportedHandle("unknown file type")),
     }
+}
+
+/// A TCP socket's kind: listening or not. Other sockets (UDP, Unix) are
+/// refused.
+fn socket_kind(fd: BorrowedFd<'_>) -> Result<HandleKind, Error> {
+    use rustix::net::{AddressFamily, SocketType, sockopt};
+    let family = rustix::net::getsockname(fd)?.address_family();
+    let tcp = matches!(family, AddressFamily::INET | AddressFamily::INET6)
+        && sockopt::socket_type(fd)? == SocketType::STREAM;
+    if !tcp {
+        return Err(Error::UnsupportedHandle(
+            "only TCP sockets can be boxed (not UDP or Unix sockets)",
+        ));
+    }
+    Ok(if sockopt::socket_acceptconn(fd)? {
+        HandleKind::TcpListener
+    } else {
+        HandleKind::TcpConnection
+    })
 }
 
 #[cfg(test)]
@@ -295,6 +337,30 @@ mod tests {
     }
 
     #[test]
+    fn classifies_tcp_listeners_and_connections_and_refuses_other_sockets() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        for (fd, kind) in [
+            (OwnedFd::from(listener), HandleKind::TcpListener),
+            (client.into(), HandleKind::TcpConnection),
+            (server.into(), HandleKind::TcpConnection),
+        ] {
+            let handle = Handle::from_fd(fd).unwrap();
+            assert_eq!(handle.kind(), kind);
+            assert!(
+                handle.into_descriptor(false).is_err(),
+                "a socket is no descriptor"
+            );
+        }
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert_eq!(
+            Handle::from_fd(udp.into()).unwrap_err().code(),
+            crate::ErrorCode::KindNotSupported
+        );
+    }
+
+    #[test]
     fn refuses_pipes() {
         let (r, _w) = rustix::pipe::pipe().unwrap();
         assert_eq!(
@@ -309,7 +375,7 @@ mod tests {
         let d = Descriptor::Dir(Dir::new(dir, FsPerms::ReadOnly, OpenMode::READ, false));
         let h = Handle::from_descriptor(d).map_err(|(e, _)| e).unwrap();
         assert!(!h.access().mutate && !h.access().write);
-        match h.into_descriptor(false) {
+        match h.into_descriptor(false).unwrap() {
             Descriptor::Dir(d) => {
                 assert_eq!(d.perms, FsPerms::ReadOnly);
                 assert_eq!(d.open_mode, OpenMode::READ);

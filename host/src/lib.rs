@@ -15,7 +15,11 @@
 //! - an [`FdboxCtx`] is one guest's view of a device: its [`Grant`]s (deny by
 //!   default) and [`Quotas`];
 //! - [`add_to_linker`] adds the WIT interfaces to a [`Linker`], reaching the
-//!   context and the store's [`ResourceTable`] through an [`Fdbox`] view.
+//!   context and the store's [`ResourceTable`] through an [`Fdbox`] view;
+//! - boxes hold TCP listeners and connections too ([`sockets`]): a host
+//!   grants listeners by name ([`ListenerGrants`]), and a service hands them
+//!   over to its next version through the [`lifecycle`] channel the host
+//!   drives ([`Lifecycle`]).
 //!
 //! # Example
 //!
@@ -83,8 +87,11 @@ mod error;
 pub mod grant;
 mod handle;
 pub mod kernel;
+pub mod lifecycle;
+mod listeners;
 mod memory;
 mod name;
+pub mod sockets;
 mod wasi_fdbox;
 
 pub use bindings::{BoxFdRef, BoxRef};
@@ -93,6 +100,8 @@ pub use device::Device;
 pub use error::{Error, ErrorCode};
 pub use grant::{Grant, Grants, Permissions, Quotas};
 pub use handle::{Access, Handle, HandleKind};
+pub use lifecycle::Lifecycle;
+pub use listeners::ListenerGrants;
 pub use memory::{HeldBox, MemoryDevice};
 pub use name::{MAX_NAME_LEN, Name};
 pub use wasi_fdbox::WasiFdbox;
@@ -124,14 +133,19 @@ impl HasData for HasFdbox {
 ///
 /// `view` picks the guest's [`Fdbox`] out of the store's data. The functions
 /// are synchronous and never block for long, so they serve stores driven by
-/// both `wasmtime_wasi::p2::add_to_linker_sync` and `_async` linkers.
+/// both `wasmtime_wasi::p2::add_to_linker_sync` and `_async` linkers; the
+/// sockets ([`sockets`]) and their pollables need the tokio runtime of an
+/// async host (without one, `listener` fails with device-unavailable,
+/// saying so).
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> Fdbox<'_>,
 ) -> wasmtime::Result<()> {
-    use bindings::generated::fdbox::fdbox::{boxes, memory_files, types};
+    use bindings::generated::fdbox::fdbox::{boxes, lifecycle, memory_files, sockets, types};
     types::add_to_linker::<_, HasFdbox>(linker, view)?;
+    sockets::add_to_linker::<_, HasFdbox>(linker, view)?;
     boxes::add_to_linker::<_, HasFdbox>(linker, view)?;
     memory_files::add_to_linker::<_, HasFdbox>(linker, view)?;
+    lifecycle::add_to_linker::<_, HasFdbox>(linker, view)?;
     Ok(())
 }

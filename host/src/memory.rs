@@ -266,10 +266,10 @@ impl Device for MemoryDevice {
                     name: name.clone(),
                     kind: handle.kind(),
                     size: match handle.kind() {
-                        HandleKind::Directory => None,
-                        _ => rustix::fs::fstat(handle.fd())
+                        HandleKind::MemoryFile | HandleKind::File => rustix::fs::fstat(handle.fd())
                             .ok()
                             .map(|s| s.st_size as u64),
+                        _ => None,
                     },
                 })
                 .collect())

@@ -212,6 +212,8 @@ pub fn kind_code(kind: HandleKind) -> u8 {
         HandleKind::MemoryFile => 1,
         HandleKind::File => 2,
         HandleKind::Directory => 3,
+        HandleKind::TcpListener => 4,
+        HandleKind::TcpConnection => 5,
     }
 }
 
@@ -221,6 +223,8 @@ pub fn kind_from_code(code: u8) -> Option<HandleKind> {
         1 => Some(HandleKind::MemoryFile),
         2 => Some(HandleKind::File),
         3 => Some(HandleKind::Directory),
+        4 => Some(HandleKind::TcpListener),
+        5 => Some(HandleKind::TcpConnection),
         _ => None,
     }
 }

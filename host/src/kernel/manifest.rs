@@ -88,6 +88,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<(bool, BTreeMap<Name, Entry>), Stri
             "memfd" => HandleKind::MemoryFile,
             "file" => HandleKind::File,
             "dir" => HandleKind::Directory,
+            "tcp-listener" => HandleKind::TcpListener,
+            "tcp-connection" => HandleKind::TcpConnection,
             other => return Err(format!("unknown kind {other:?}")),
         };
         let access = text(fields.next())?;

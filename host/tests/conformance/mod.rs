@@ -282,6 +282,9 @@ pub fn deleting_a_box_releases_its_handles(d: Arc<dyn Device>) {
 
 pub fn every_kind_round_trips_or_is_refused_intact(d: Arc<dyn Device>) {
     let tmp = tempdir();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
     std::fs::write(tmp.join("f"), "file").unwrap();
     let b = name("box");
     d.create_box(&b).unwrap();
@@ -294,6 +297,14 @@ pub fn every_kind_round_trips_or_is_refused_intact(d: Arc<dyn Device>) {
         (
             HandleKind::Directory,
             Handle::from_fd(std::fs::File::open(&tmp).unwrap().into()).unwrap(),
+        ),
+        (
+            HandleKind::TcpListener,
+            Handle::from_fd(listener.try_clone().unwrap().into()).unwrap(),
+        ),
+        (
+            HandleKind::TcpConnection,
+            Handle::from_fd(accepted.into()).unwrap(),
         ),
     ];
     for (kind, handle) in handles {
@@ -314,6 +325,15 @@ pub fn every_kind_round_trips_or_is_refused_intact(d: Arc<dyn Device>) {
                 let back = d.get(&b, &entry).unwrap();
                 assert_eq!(back.kind(), kind);
                 assert_eq!(back.access(), access, "access travels with the handle");
+                if kind == HandleKind::TcpConnection {
+                    // Still the same connection: the client's bytes arrive.
+                    use std::io::{Read as _, Write as _};
+                    client.write_all(b"ping").unwrap();
+                    let mut stream = std::net::TcpStream::from(back.into_fd());
+                    let mut got = [0u8; 4];
+                    stream.read_exact(&mut got).unwrap();
+                    assert_eq!(&got, b"ping");
+                }
             }
             Err(Refused { error, handle }) => {
                 assert!(

@@ -1,6 +1,6 @@
-//! What the command guests (`counter`, `boxed-file`, `probe`) share: the
-//! bindings for the world `fdbox:examples/command-guest`, and small helpers
-//! around `wasi:filesystem` descriptors and fdbox boxes.
+//! What the command guests (`counter`, `boxed-file`, `probe`, `kv-service`)
+//! share: the bindings for the world `fdbox:examples/command-guest`, and small
+//! helpers around `wasi:filesystem` descriptors and fdbox boxes.
 //!
 //! The bindings are generated here once, not in each guest: every guest then
 //! uses the very same `descriptor` and `box` types, and a change to the WIT
@@ -32,8 +32,9 @@ mod bindings {
     });
 }
 
-/// The generated bindings: `fdbox::fdbox::{boxes, memory_files, types}` for
-/// fdbox, and `wasi::*` for the WASI interfaces the world imports.
+/// The generated bindings: `fdbox::fdbox::{boxes, memory_files, sockets,
+/// lifecycle, types}` for fdbox, and `wasi::*` for the WASI interfaces the
+/// world imports.
 pub use bindings::{fdbox, wasi};
 
 use fdbox::fdbox::{boxes, types};

@@ -147,6 +147,8 @@ fn kind_name(kind: types::HandleKind) -> &'static str {
         types::HandleKind::MemoryFile => "memory-file",
         types::HandleKind::File => "file",
         types::HandleKind::Directory => "directory",
+        types::HandleKind::TcpListener => "tcp-listener",
+        types::HandleKind::TcpConnection => "tcp-connection",
     }
 }
 
