@@ -20,7 +20,8 @@
 //!
 //! `fdbox stop` asks for a hand-over and exits, so a new `fdbox serve` (a
 //! new host binary, say) resumes from the boxes, which outlive this process
-//! on a device that does (the holder daemon). SIGTERM does the same.
+//! on a device that does (the holder daemon). SIGTERM and SIGINT do the
+//! same.
 
 use crate::checkpoint::Checkpoint;
 use crate::control::{self, ControlArgs, Request};
@@ -344,18 +345,24 @@ fn inherited_listeners(grants: &ListenerGrants) -> Result<()> {
     Ok(())
 }
 
-/// Bind the control socket at `path`, refusing to take over one a live
-/// service answers at.
-fn bind_control(path: &Path) -> Result<tokio::net::UnixListener> {
-    if let Some(dir) = path.parent() {
-        crate::daemon::private_dir(dir)?;
-    }
+/// Refuse to start where a live service answers at the control socket.
+fn check_control_free(path: &Path) -> Result<()> {
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
         bail!(
             "a service already answers at {} (stop it, or give this one another --control)",
             path.display()
         );
     }
+    Ok(())
+}
+
+/// Bind the control socket at `path` (replacing a stale one). It appears
+/// once the service serves, so its presence tells a script it may connect.
+fn bind_control(path: &Path) -> Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        crate::daemon::private_dir(dir)?;
+    }
+    check_control_free(path)?;
     let _ = std::fs::remove_file(path);
     tokio::net::UnixListener::bind(path)
         .with_context(|| format!("cannot listen on {}", path.display()))
@@ -392,7 +399,7 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
     }
     inherited_listeners(&listeners)?;
     let control_path = args.control.path();
-    let control = bind_control(&control_path)?;
+    check_control_free(&control_path)?;
     let device = args.device.open()?;
     let service = Service {
         engine,
@@ -406,16 +413,19 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
         .start_ready(first)
         .await
         .with_context(|| format!("{} did not start", service.args.component.display()))?;
+    let control = bind_control(&control_path)?;
     eprintln!(
         "fdbox: serving {} (control socket {})",
         service.args.component.display(),
         control_path.display()
     );
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let code = loop {
         let stream = tokio::select! {
             accepted = control.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => Some(stream),
                 Err(e) => {
                     tracing::warn!("control socket: {e}");
                     continue;
@@ -426,10 +436,13 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
                 tracing::warn!("{} {} on its own; stopping", running.version.path.display(), describe(&outcome));
                 break outcome.exit_code();
             }
-            _ = terminate.recv() => {
-                service.retire(running, lifecycle::Request::Stop).await;
-                break ExitCode::SUCCESS;
-            }
+            // As `fdbox stop`: a service manager's stop, or Ctrl-C.
+            _ = terminate.recv() => None,
+            _ = interrupt.recv() => None,
+        };
+        let Some(stream) = stream else {
+            service.retire(running, lifecycle::Request::Stop).await;
+            break ExitCode::SUCCESS;
         };
         let (reader, mut writer) = stream.into_split();
         let mut line = String::new();
