@@ -64,7 +64,9 @@
 //! of 0 and no partial line.
 //!
 //! It then waits with `wasi:io/poll.poll` on the lifecycle, the listener and
-//! every connection. When the host asks for an upgrade or a stop, it flushes
+//! every connection. It answers with `blocking-write-and-flush`: a peer that
+//! sends much and reads nothing stalls the whole service (this is an
+//! example, not a hardened server). When the host asks for an upgrade or a stop, it flushes
 //! and drops each connection's streams, boxes each connection, writes and
 //! boxes `connections` and `state`, boxes the listener, seals the box, calls
 //! `lifecycle.handed-over` and returns from `main`.

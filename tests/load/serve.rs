@@ -1,0 +1,381 @@
+//! The processes a load runs against: a private holder daemon, `fdbox
+//! serve` with the kv service on a free loopback port, and the `fdbox
+//! upgrade` / `fdbox stop` commands that drive it.
+//!
+//! Every process is owned by a [`Proc`], which kills and reaps it when
+//! dropped, so a failing test leaves nothing behind. A [`Service`] dropped
+//! while panicking prints the tail of every log it kept.
+
+use super::Client;
+use std::ffi::OsString;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// This build's `fdbox`.
+pub const FDBOX: &str = env!("CARGO_BIN_EXE_fdbox");
+
+/// How long `fdbox serve` may take until the service answers (a debug
+/// build compiles the component slowly).
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `fdbox upgrade` and `fdbox stop` may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A directory of its own under the system's temp directory, removed when
+/// dropped unless a panic is unwinding (its logs then stay for a look).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("fdbox-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept {} for a look", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A child process that is killed and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub what: String,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdin closed and stdout and stderr appended to
+    /// `log`.
+    pub fn spawn(what: &str, mut cmd: Command, log: &Path) -> Proc {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Proc {
+            child,
+            what: what.into(),
+            log: log.into(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for it to exit; `None` if it has not within `timeout`.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The tail of a log, for failure messages.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A free loopback address: bound to port 0, then closed.
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// What a finished command printed and how it exited.
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Runs `fdbox ARGS...` to completion (killed after [`COMMAND_TIMEOUT`]).
+pub fn fdbox(args: &[OsString]) -> Outcome {
+    let dir = std::env::temp_dir();
+    let unique = format!(
+        "fdbox-cmd-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    )
+    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "");
+    let (out_path, err_path) = (
+        dir.join(format!("{unique}.out")),
+        dir.join(format!("{unique}.err")),
+    );
+    let start = Instant::now();
+    let mut cmd = Command::new(FDBOX);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let mut proc = Proc {
+        child: cmd.spawn().expect("cannot run fdbox"),
+        what: format!("fdbox {args:?}"),
+        log: err_path.clone(),
+    };
+    let status = proc
+        .wait_timeout(COMMAND_TIMEOUT)
+        .unwrap_or_else(|| panic!("fdbox {args:?} did not finish in {COMMAND_TIMEOUT:?}"));
+    let elapsed = start.elapsed();
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    Outcome {
+        status,
+        stdout,
+        stderr,
+        elapsed,
+    }
+}
+
+/// A successful `fdbox upgrade`.
+pub struct Upgraded {
+    /// How long the command took.
+    pub elapsed: Duration,
+    /// What it printed.
+    pub message: String,
+}
+
+impl Upgraded {
+    /// The figure in milliseconds that follows `label` in the message (as
+    /// in `hand-over 3.1 ms`), if the host printed one.
+    pub fn figure_ms(&self, label: &str) -> Option<f64> {
+        self.message.match_indices(label).find_map(|(at, _)| {
+            let rest = self.message[at + label.len()..].strip_prefix(' ')?;
+            let (figure, unit) = rest.split_once(' ')?;
+            unit.starts_with("ms").then(|| figure.parse().ok())?
+        })
+    }
+}
+
+/// Where `fdbox serve` keeps its boxes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// The service's private holder daemon: boxes outlive `fdbox serve`.
+    Daemon,
+    /// In the `fdbox serve` process: nothing outlives it.
+    Memory,
+}
+
+/// The kv service under `fdbox serve`, with its own daemon, port, control
+/// socket and logs in a temp directory.
+pub struct Service {
+    /// Field order is drop order: the serve process, then the daemon, then
+    /// the directory.
+    serve: Option<Proc>,
+    daemon: Proc,
+    /// Every serve log so far, for failure messages.
+    logs: Vec<PathBuf>,
+    pub addr: SocketAddr,
+    pub daemon_socket: PathBuf,
+    pub control: PathBuf,
+    pub dir: TempDir,
+}
+
+impl Service {
+    /// Starts a daemon, then `fdbox serve component` on it, and waits until
+    /// the service answers `PING`.
+    pub fn start(tag: &str, component: &str) -> Service {
+        let dir = TempDir::new(tag);
+        let daemon_socket = dir.0.join("daemon.sock");
+        let mut cmd = Command::new(FDBOX);
+        cmd.arg("daemon").arg("--socket").arg(&daemon_socket);
+        let mut daemon = Proc::spawn("fdbox daemon", cmd, &dir.0.join("daemon.log"));
+        let deadline = Instant::now() + START_TIMEOUT;
+        while fdbox_host::daemon::DaemonDevice::connect(&daemon_socket).is_err() {
+            assert!(
+                daemon.running() && Instant::now() < deadline,
+                "fdbox daemon did not come up:\n{}",
+                tail(&daemon.log, 20)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut service = Service {
+            serve: None,
+            daemon,
+            logs: Vec::new(),
+            addr: free_addr(),
+            daemon_socket,
+            control: dir.0.join("control.sock"),
+            dir,
+        };
+        service.start_serve(component, Device::Daemon);
+        service
+    }
+
+    /// The `fdbox serve` arguments for `component` on `device`.
+    pub fn serve_args(&self, component: &str, device: Device) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "serve".into(),
+            component.into(),
+            "--listen".into(),
+            format!("main={}", self.addr).into(),
+            "--box".into(),
+            "kv".into(),
+            "--control".into(),
+            self.control.clone().into(),
+        ];
+        match device {
+            Device::Daemon => args.extend([
+                "--device".into(),
+                "daemon".into(),
+                "--socket".into(),
+                self.daemon_socket.clone().into(),
+            ]),
+            Device::Memory => args.extend(["--device".into(), "memory".into()]),
+        }
+        args
+    }
+
+    /// Starts `fdbox serve` (there must be none running) and waits until
+    /// the service answers `PING` on a new connection.
+    pub fn start_serve(&mut self, component: &str, device: Device) {
+        assert!(self.serve.is_none(), "fdbox serve is already running");
+        let log = self.dir.0.join(format!("serve-{}.log", self.logs.len()));
+        self.logs.push(log.clone());
+        let mut cmd = Command::new(FDBOX);
+        cmd.args(self.serve_args(component, device));
+        self.serve = Some(Proc::spawn("fdbox serve", cmd, &log));
+        self.wait_answering(START_TIMEOUT);
+    }
+
+    /// Waits until a new connection gets `PONG` for `PING`.
+    pub fn wait_answering(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answered = Client::connect(self.addr, Duration::from_secs(5))
+                .ok()
+                .and_then(|mut c| c.ask("PING").ok());
+            if answered.as_deref() == Some("PONG") {
+                return;
+            }
+            let serve = self.serve.as_mut().expect("no fdbox serve");
+            assert!(
+                serve.running(),
+                "fdbox serve exited before it answered:\n{}",
+                self.logs()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "fdbox serve did not answer within {timeout:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `fdbox upgrade component`: on exit 0 how long it took and what it
+    /// printed, else `Err` with what it printed (trimmed).
+    pub fn upgrade(&self, component: &str) -> Result<Upgraded, String> {
+        let outcome = fdbox(&[
+            "upgrade".into(),
+            component.into(),
+            "--control".into(),
+            self.control.clone().into(),
+        ]);
+        let printed = format!("{}{}", outcome.stderr.trim(), outcome.stdout.trim());
+        if outcome.status.success() {
+            Ok(Upgraded {
+                elapsed: outcome.elapsed,
+                message: printed,
+            })
+        } else {
+            Err(printed)
+        }
+    }
+
+    /// `fdbox stop`, then waits for `fdbox serve` to exit, which must be
+    /// with status 0.
+    pub fn stop(&mut self) -> Result<Duration, String> {
+        let outcome = fdbox(&[
+            "stop".into(),
+            "--control".into(),
+            self.control.clone().into(),
+        ]);
+        if !outcome.status.success() {
+            return Err(format!(
+                "fdbox stop exited with {}: {}",
+                outcome.status,
+                outcome.stderr.trim()
+            ));
+        }
+        let mut serve = self.serve.take().expect("no fdbox serve");
+        match serve.wait_timeout(COMMAND_TIMEOUT) {
+            Some(status) if status.success() => Ok(outcome.elapsed),
+            Some(status) => Err(format!("fdbox serve exited with {status} after fdbox stop")),
+            None => Err("fdbox serve still runs after fdbox stop".into()),
+        }
+    }
+
+    /// SIGKILL to `fdbox serve`: a restart without fdbox's hand-over.
+    pub fn kill_serve(&mut self) {
+        self.serve.take().expect("no fdbox serve").kill();
+    }
+
+    /// Whether `fdbox serve` still runs.
+    pub fn serving(&mut self) -> bool {
+        self.serve.as_mut().is_some_and(Proc::running)
+    }
+
+    /// The tail of every serve log and of the daemon's.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for log in self.logs.iter().chain([&self.daemon.log]) {
+            all += &format!("--- {} ---\n{}\n", log.display(), tail(log, 40));
+        }
+        all
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
