@@ -193,6 +193,49 @@ fn a_broken_upgrade_rolls_back() {
         .unwrap_or_else(|e| panic!("{e}\n{}", service.logs()));
 }
 
+/// A version that ignores the hand-over request and computes forever,
+/// making no host call, is stopped at the deadline by epoch interruption;
+/// the operator is told, and the new version starts from the box as the
+/// old one last sealed it (here: never) and from the host's listener grant,
+/// which the host kept bound.
+#[test]
+fn a_guest_that_ignores_the_handover_is_stopped_at_the_deadline() {
+    let mut service = Service::start_with(
+        "upgrade-deadline",
+        KV_V1,
+        &["--env", "KV_STUBBORN=spin", "--handover-timeout", "1"],
+    );
+    let mut c = client(&service);
+    assert_eq!(c.must_ask("SET unsealed 1"), "OK");
+    let began = std::time::Instant::now();
+    let upgraded = service
+        .upgrade(KV_V2)
+        .unwrap_or_else(|e| panic!("the upgrade failed: {e}\n{}", service.logs()));
+    eprintln!("fdbox upgrade: {}", upgraded.message);
+    assert!(
+        upgraded
+            .message
+            .contains("did not hand over within 1s and was stopped"),
+        "the operator is told: {}",
+        upgraded.message
+    );
+    assert!(began.elapsed() >= Duration::from_secs(1));
+    let mut fresh = client(&service);
+    assert_eq!(fresh.must_ask("VERSION"), "VERSION 2");
+    // What the stopped version never sealed is gone, as the message says,
+    // and so is its connection.
+    assert_eq!(fresh.must_ask("GET unsealed"), "NONE");
+    assert!(
+        c.ask("PING").is_err(),
+        "the stopped version's connection closed"
+    );
+    // v2 spins too when asked to stop: stopped again, and `fdbox stop`
+    // still ends the service.
+    service
+        .stop()
+        .unwrap_or_else(|e| panic!("{e}\n{}", service.logs()));
+}
+
 #[test]
 fn bad_upgrades_are_refused_and_change_nothing() {
     let mut service = Service::start("upgrade-bad", KV_V1);

@@ -107,86 +107,197 @@ impl Fdbox<'_> {
         })
     }
 
-    /// Put what the guest offers into `box_name`; a refused handle comes back
-    /// as the guest had it.
-    fn put_guest(
+    /// Put what the guest offers into `box_name`, all or nothing; refused
+    /// handles come back as the guest had them, in order.
+    fn put_guests(
         &self,
         box_name: &Name,
-        name: &str,
-        offered: GuestHandle,
-    ) -> Result<EntryInfo, (Error, GuestHandle)> {
-        let copy = match &offered {
-            GuestHandle::Descriptor(_) => {
-                let GuestHandle::Descriptor(d) = offered else {
-                    unreachable!("matched above")
-                };
-                let handle = self
+        offered: Vec<(String, GuestHandle)>,
+    ) -> Result<Vec<EntryInfo>, (Error, Vec<GuestHandle>)> {
+        // Sockets: the box gets a duplicate, and the guest's socket closes
+        // only once the put succeeded, so a refusal hands it back exactly as
+        // it was (registered, streams working). Descriptors move.
+        let mut batch = Vec::with_capacity(offered.len());
+        let mut kept: Vec<Option<GuestHandle>> = Vec::with_capacity(offered.len());
+        let mut failure = None;
+        let mut rest = offered.into_iter();
+        for (name, guest) in rest.by_ref() {
+            let converted = match guest {
+                GuestHandle::Descriptor(d) => self
                     .ctx
                     .handle_from_guest(d)
-                    .map_err(|(e, d)| (e, GuestHandle::Descriptor(d)))?;
-                return self.ctx.put(box_name, name, handle).map_err(|refused| {
-                    let d = self
-                        .ctx
-                        .descriptor_for_guest(refused.handle)
-                        .expect("a descriptor's handle is a descriptor again");
-                    (refused.error, GuestHandle::Descriptor(d))
-                });
+                    .map(|h| (h, None))
+                    .map_err(|(e, d)| (e, GuestHandle::Descriptor(d))),
+                socket => {
+                    let copy = match &socket {
+                        GuestHandle::Listener(l) => l.boxed_copy(),
+                        GuestHandle::Connection(c) => c.boxed_copy(),
+                        GuestHandle::Descriptor(_) => unreachable!("matched above"),
+                    };
+                    match copy {
+                        Ok(copy) => Ok((copy, Some(socket))),
+                        Err(e) => Err((e, socket)),
+                    }
+                }
+            };
+            match converted {
+                Ok((handle, original)) => {
+                    batch.push((name, handle));
+                    kept.push(original);
+                }
+                Err((error, guest)) => {
+                    failure = Some((error, guest));
+                    break;
+                }
             }
-            // A socket: the box gets a duplicate, and the guest's socket
-            // closes only once the put succeeded, so a refusal hands it back
-            // exactly as it was (registered, streams working).
-            GuestHandle::Listener(l) => l.boxed_copy(),
-            GuestHandle::Connection(c) => c.boxed_copy(),
+        }
+        let (error, handles, failed) = match failure {
+            None => match self.ctx.put_many(box_name, batch) {
+                Ok(entries) => return Ok(entries),
+                Err((error, handles)) => (error, handles, None),
+            },
+            Some((error, guest)) => (
+                error,
+                batch.into_iter().map(|(_, h)| h).collect(),
+                Some(guest),
+            ),
         };
-        let copy = match copy {
-            Ok(copy) => copy,
-            Err(e) => return Err((e, offered)),
-        };
-        self.ctx
-            .put(box_name, name, copy)
-            .map_err(|refused| (refused.error, offered))
+        let mut back: Vec<GuestHandle> = handles
+            .into_iter()
+            .zip(kept)
+            .map(|(handle, original)| {
+                original.unwrap_or_else(|| {
+                    GuestHandle::Descriptor(
+                        self.ctx
+                            .descriptor_for_guest(handle)
+                            .expect("a descriptor's handle is a descriptor again"),
+                    )
+                })
+            })
+            .collect();
+        back.extend(failed);
+        back.extend(rest.map(|(_, g)| g));
+        Err((error, back))
     }
 
-    /// The guest's value for `handle`, just taken out of `box_name` as
-    /// `entry`; one that cannot become one (a socket asked for as a
-    /// descriptor) goes back into the box.
-    fn for_guest(
+    /// Take `entries` out of `box_name` for the guest, all or nothing. With
+    /// `descriptors_only`, an entry that is no descriptor (a socket) refuses
+    /// the whole call and stays in the box.
+    fn get_guests(
         &self,
         box_name: &Name,
-        entry: &str,
-        handle: Handle,
+        entries: &[&str],
         descriptors_only: bool,
-    ) -> Result<GuestHandle, Error> {
-        let kind = handle.kind();
-        let converted = match kind {
-            HandleKind::TcpListener if !descriptors_only => {
-                TcpListener::from_handle(handle).map(GuestHandle::Listener)
+    ) -> Result<Vec<GuestHandle>, Error> {
+        let handles = self.ctx.get_many(box_name, entries)?;
+        let misfit = handles.iter().zip(entries).find(|(h, _)| {
+            let socket = !h.kind().is_descriptor();
+            socket && (descriptors_only || tokio::runtime::Handle::try_current().is_err())
+        });
+        if let Some((handle, entry)) = misfit {
+            let error = if descriptors_only {
+                Error::NotADescriptor {
+                    entry: entry.to_string(),
+                    kind: handle.kind(),
+                }
+            } else {
+                Error::Device(std::io::Error::other(
+                    "fdbox sockets need a tokio runtime (an async Wasmtime host)",
+                ))
+            };
+            self.put_back(box_name, entries.iter().copied().zip(handles).collect());
+            return Err(error);
+        }
+        let mut taken = Vec::with_capacity(handles.len());
+        let mut handles = entries.iter().copied().zip(handles);
+        for (entry, handle) in handles.by_ref() {
+            let converted = match handle.kind() {
+                HandleKind::TcpListener => {
+                    TcpListener::from_handle(handle).map(GuestHandle::Listener)
+                }
+                HandleKind::TcpConnection => {
+                    TcpConnection::from_handle(handle).map(GuestHandle::Connection)
+                }
+                _ => Ok(GuestHandle::Descriptor(
+                    self.ctx
+                        .descriptor_for_guest(handle)
+                        .expect("checked to be a descriptor"),
+                )),
+            };
+            match converted {
+                Ok(guest) => taken.push((entry, guest)),
+                Err((error, failed)) => {
+                    // The reactor refused a socket (out of memory, say):
+                    // all or nothing, so everything goes back in the box.
+                    let back = taken
+                        .into_iter()
+                        .filter_map(|(entry, g)| Some((entry, self.handle_of(g)?)))
+                        .chain(std::iter::once((entry, failed)))
+                        .chain(handles)
+                        .collect();
+                    self.put_back(box_name, back);
+                    return Err(error);
+                }
             }
-            HandleKind::TcpConnection if !descriptors_only => {
-                TcpConnection::from_handle(handle).map(GuestHandle::Connection)
+        }
+        Ok(taken.into_iter().map(|(_, guest)| guest).collect())
+    }
+
+    /// A handle for what the guest was about to get, to put it back.
+    fn handle_of(&self, guest: GuestHandle) -> Option<Handle> {
+        match guest {
+            GuestHandle::Descriptor(d) => self.ctx.handle_from_guest(d).ok(),
+            GuestHandle::Listener(l) => l.boxed_copy().ok(),
+            GuestHandle::Connection(c) => c.boxed_copy().ok(),
+        }
+    }
+
+    /// `put` and `put-handle`: one entry.
+    fn put_one(
+        &mut self,
+        this: Resource<BoxRef>,
+        name: String,
+        offered: GuestHandle,
+    ) -> wasmtime::Result<Result<Resource<BoxFdRef>, (types::ErrorCode, GuestHandle)>> {
+        let box_name = self.box_name(&this)?;
+        match self.put_guests(&box_name, vec![(name, offered)]) {
+            Ok(mut entries) => {
+                let entry = entries.pop().expect("one entry per handle");
+                Ok(Ok(self.push_entry(entry, box_name)?))
             }
-            _ => self
-                .ctx
-                .descriptor_for_guest(handle)
-                .map(GuestHandle::Descriptor)
-                .map_err(|handle| {
-                    let error = Error::NotADescriptor {
-                        entry: entry.to_owned(),
-                        kind,
-                    };
-                    (error, handle)
-                }),
-        };
-        converted.map_err(|(error, handle)| {
-            let back = Name::new(entry).map(|entry| self.ctx.device().put(box_name, &entry, handle));
-            if let Ok(Err(refused)) = back {
-                tracing::error!(
-                    "entry {entry:?} of box {box_name:?} could not be handed to the guest ({error}) nor put back ({}); it is closed",
-                    refused.error
-                );
-            }
-            error
-        })
+            Err((error, mut back)) => Ok(Err((
+                code(error),
+                back.pop().expect("a refusal returns every handle"),
+            ))),
+        }
+    }
+
+    /// `get` and `get-handle`: one entry.
+    fn get_one(
+        &mut self,
+        this: Resource<BoxRef>,
+        name: &str,
+        descriptors_only: bool,
+    ) -> wasmtime::Result<Result<GuestHandle, types::ErrorCode>> {
+        let box_name = self.box_name(&this)?;
+        Ok(self
+            .get_guests(&box_name, &[name], descriptors_only)
+            .map(|mut handles| handles.pop().expect("one handle per name"))
+            .map_err(code))
+    }
+
+    /// Put handles just taken out of `box_name` back under their names.
+    fn put_back(&self, box_name: &Name, entries: Vec<(&str, Handle)>) {
+        let batch = entries
+            .into_iter()
+            .filter_map(|(entry, handle)| Some((Name::new(entry).ok()?, handle)))
+            .collect();
+        if let Err(refused) = self.ctx.device().put_many(box_name, batch) {
+            tracing::error!(
+                "entries of box {box_name:?} could not be put back ({}); they are closed",
+                refused.error
+            );
+        }
     }
 
     fn push_handle(&mut self, handle: Handle) -> wasmtime::Result<Resource<Descriptor>> {
@@ -235,12 +346,11 @@ impl boxes::HostBox for Fdbox<'_> {
         name: String,
         handle: Resource<Descriptor>,
     ) -> wasmtime::Result<Result<Resource<BoxFdRef>, boxes::RefusedPut>> {
-        let box_name = self.box_name(&this)?;
         let offered = GuestHandle::Descriptor(self.table.delete(handle)?);
-        match self.put_guest(&box_name, &name, offered) {
-            Ok(entry) => Ok(Ok(self.push_entry(entry, box_name)?)),
-            Err((error, GuestHandle::Descriptor(d))) => Ok(Err(boxes::RefusedPut {
-                code: code(error),
+        match self.put_one(this, name, offered)? {
+            Ok(entry) => Ok(Ok(entry)),
+            Err((code, GuestHandle::Descriptor(d))) => Ok(Err(boxes::RefusedPut {
+                code,
                 handle: self.table.push(d)?,
             })),
             Err(_) => unreachable!("a refused descriptor comes back a descriptor"),
@@ -253,38 +363,68 @@ impl boxes::HostBox for Fdbox<'_> {
         name: String,
         handle: boxes::Handle,
     ) -> wasmtime::Result<Result<Resource<BoxFdRef>, boxes::RefusedHandle>> {
-        let box_name = self.box_name(&this)?;
         let offered = self.take_guest(handle)?;
-        match self.put_guest(&box_name, &name, offered) {
-            Ok(entry) => Ok(Ok(self.push_entry(entry, box_name)?)),
-            Err((error, back)) => Ok(Err(boxes::RefusedHandle {
-                code: code(error),
+        match self.put_one(this, name, offered)? {
+            Ok(entry) => Ok(Ok(entry)),
+            Err((code, back)) => Ok(Err(boxes::RefusedHandle {
+                code,
                 handle: self.push_guest(back)?,
             })),
         }
     }
 
-    fn get(&mut self, this: Resource<BoxRef>, name: String) -> GuestResult<Resource<Descriptor>> {
+    fn put_handles(
+        &mut self,
+        this: Resource<BoxRef>,
+        entries: Vec<(String, boxes::Handle)>,
+    ) -> wasmtime::Result<Result<Vec<Resource<BoxFdRef>>, boxes::RefusedHandles>> {
         let box_name = self.box_name(&this)?;
-        let taken = self
-            .ctx
-            .get(&box_name, &name)
-            .and_then(|handle| self.for_guest(&box_name, &name, handle, true));
-        match taken {
+        let offered = entries
+            .into_iter()
+            .map(|(name, handle)| Ok((name, self.take_guest(handle)?)))
+            .collect::<wasmtime::Result<Vec<_>>>()?;
+        match self.put_guests(&box_name, offered) {
+            Ok(entries) => Ok(Ok(entries
+                .into_iter()
+                .map(|entry| self.push_entry(entry, box_name.clone()))
+                .collect::<wasmtime::Result<_>>()?)),
+            Err((error, back)) => Ok(Err(boxes::RefusedHandles {
+                code: code(error),
+                handles: back
+                    .into_iter()
+                    .map(|g| self.push_guest(g))
+                    .collect::<wasmtime::Result<_>>()?,
+            })),
+        }
+    }
+
+    fn get(&mut self, this: Resource<BoxRef>, name: String) -> GuestResult<Resource<Descriptor>> {
+        match self.get_one(this, &name, true)? {
             Ok(GuestHandle::Descriptor(d)) => Ok(Ok(self.table.push(d)?)),
             Ok(_) => unreachable!("descriptors only"),
-            Err(e) => Ok(Err(code(e))),
+            Err(e) => Ok(Err(e)),
         }
     }
 
     fn get_handle(&mut self, this: Resource<BoxRef>, name: String) -> GuestResult<boxes::Handle> {
-        let box_name = self.box_name(&this)?;
-        let taken = self
-            .ctx
-            .get(&box_name, &name)
-            .and_then(|handle| self.for_guest(&box_name, &name, handle, false));
-        match taken {
+        match self.get_one(this, &name, false)? {
             Ok(handle) => Ok(Ok(self.push_guest(handle)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    fn get_handles(
+        &mut self,
+        this: Resource<BoxRef>,
+        names: Vec<String>,
+    ) -> GuestResult<Vec<boxes::Handle>> {
+        let box_name = self.box_name(&this)?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        match self.get_guests(&box_name, &names, false) {
+            Ok(handles) => Ok(Ok(handles
+                .into_iter()
+                .map(|g| self.push_guest(g))
+                .collect::<wasmtime::Result<_>>()?)),
             Err(e) => Ok(Err(code(e))),
         }
     }

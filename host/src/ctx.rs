@@ -173,34 +173,70 @@ impl FdboxCtx {
 
     /// Put `handle` into a granted box, within the entries quota.
     pub fn put(&self, box_name: &Name, entry: &str, handle: Handle) -> Result<EntryInfo, Refused> {
-        let checked = Name::new(entry).and_then(|entry| {
-            self.grants.check(box_name, Operation::Put)?;
-            Ok(entry)
-        });
-        let entry = match checked {
-            Ok(entry) => entry,
-            Err(error) => return Err(Refused { error, handle }),
-        };
-        let kind = handle.kind();
-        let batch = vec![(entry.clone(), handle)];
-        match self
-            .device
-            .put_many_within(box_name, batch, self.quotas.max_entries_per_box)
-        {
-            Ok(()) => Ok(EntryInfo {
-                name: entry,
-                kind,
-                size: None,
+        match self.put_many(box_name, vec![(entry.to_owned(), handle)]) {
+            Ok(mut entries) => Ok(entries.pop().expect("one entry per handle")),
+            Err((error, mut handles)) => Err(Refused {
+                error,
+                handle: handles.pop().expect("a refusal returns every handle"),
             }),
-            Err(refused) => Err(refused.into_single()),
         }
+    }
+
+    /// Put every handle into a granted box, all or nothing, within the
+    /// entries quota: one request to the device. A refusal returns every
+    /// handle, in order.
+    pub fn put_many(
+        &self,
+        box_name: &Name,
+        entries: Vec<(String, Handle)>,
+    ) -> Result<Vec<EntryInfo>, (Error, Vec<Handle>)> {
+        let checked = self.grants.check(box_name, Operation::Put).and_then(|()| {
+            entries
+                .iter()
+                .map(|(entry, _)| Name::new(entry.as_str()))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let names = match checked {
+            Ok(names) => names,
+            Err(error) => return Err((error, entries.into_iter().map(|(_, h)| h).collect())),
+        };
+        let infos = names
+            .iter()
+            .zip(&entries)
+            .map(|(name, (_, handle))| EntryInfo {
+                name: name.clone(),
+                kind: handle.kind(),
+                size: None,
+            })
+            .collect();
+        let batch = names
+            .into_iter()
+            .zip(entries.into_iter().map(|(_, h)| h))
+            .collect();
+        self.device
+            .put_many_within(box_name, batch, self.quotas.max_entries_per_box)
+            .map_err(|refused| {
+                let handles = refused.entries.into_iter().map(|(_, h)| h).collect();
+                (refused.error, handles)
+            })?;
+        Ok(infos)
     }
 
     /// Take the handle `entry` out of a granted box.
     pub fn get(&self, box_name: &Name, entry: &str) -> Result<Handle, Error> {
-        let entry = Name::new(entry)?;
+        let mut handles = self.get_many(box_name, &[entry])?;
+        Ok(handles.pop().expect("one handle per name"))
+    }
+
+    /// Take the handles named `entries` out of a granted box, all or
+    /// nothing: one request to the device.
+    pub fn get_many(&self, box_name: &Name, entries: &[&str]) -> Result<Vec<Handle>, Error> {
+        let names = entries
+            .iter()
+            .map(|e| Name::new(*e))
+            .collect::<Result<Vec<_>, _>>()?;
         self.grants.check(box_name, Operation::Get)?;
-        self.device.get(box_name, &entry)
+        self.device.get_many(box_name, &names)
     }
 
     /// The entries of a granted box.

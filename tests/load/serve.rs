@@ -208,6 +208,8 @@ pub struct Service {
     /// Field order is drop order: the serve process, then the daemon, then
     /// the directory.
     serve: Option<Proc>,
+    /// More `fdbox serve` arguments, for every start.
+    extra: Vec<OsString>,
     daemon: Proc,
     /// Every serve log so far, for failure messages.
     logs: Vec<PathBuf>,
@@ -221,6 +223,12 @@ impl Service {
     /// Starts a daemon, then `fdbox serve component` on it, and waits until
     /// the service answers `PING`.
     pub fn start(tag: &str, component: &str) -> Service {
+        Self::start_with(tag, component, &[])
+    }
+
+    /// [`Service::start`], with more `fdbox serve` arguments (for every
+    /// later start too).
+    pub fn start_with(tag: &str, component: &str, extra: &[&str]) -> Service {
         let dir = TempDir::new(tag);
         let daemon_socket = dir.0.join("daemon.sock");
         let mut cmd = Command::new(FDBOX);
@@ -237,6 +245,7 @@ impl Service {
         }
         let mut service = Service {
             serve: None,
+            extra: extra.iter().map(|a| a.into()).collect(),
             daemon,
             logs: Vec::new(),
             addr: free_addr(),
@@ -269,6 +278,7 @@ impl Service {
             ]),
             Device::Memory => args.extend(["--device".into(), "memory".into()]),
         }
+        args.extend(self.extra.iter().cloned());
         args
     }
 

@@ -18,6 +18,9 @@
 //!   grant it with `fdbox serve --box kv`.
 //! - The listener is the host's grant `main` (`fdbox serve --listen
 //!   main=127.0.0.1:PORT`).
+//! - `KV_STUBBORN=spin` makes the service misbehave for the host's tests:
+//!   asked to hand over, it computes forever instead (without a single
+//!   host call), so only the host's deadline (epoch interruption) stops it.
 //!
 //! # Protocol
 //!
@@ -71,7 +74,7 @@
 //! boxes `connections` and `state`, boxes the listener, seals the box, calls
 //! `lifecycle.handed-over` and returns from `main`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::process::ExitCode;
 
@@ -84,6 +87,8 @@ use fdbox_guest::{open_or_create, read_to_end, write_all};
 
 /// The environment variable that names the box.
 pub const BOX_ENV: &str = "KV_BOX";
+/// Set to `spin` to ignore hand-over requests (see the crate docs).
+pub const STUBBORN_ENV: &str = "KV_STUBBORN";
 /// The box used when [`BOX_ENV`] is not set.
 pub const DEFAULT_BOX: &str = "kv";
 /// The host's listener grant (`fdbox serve --listen main=ADDR`).
@@ -270,28 +275,42 @@ impl Service {
             bx.unseal().or_fail("unseal")?;
         }
 
-        let listener = match bx.get_handle(LISTENER) {
-            Ok(boxes::Handle::TcpListener(listener)) => listener,
-            Ok(_) => return Err(Failure::wrong_kind(LISTENER)),
-            Err(types::ErrorCode::NotFound) => {
-                sockets::listener(LISTENER_GRANT).or_fail("listener")?
-            }
-            Err(code) => return Err(Failure::code("get listener", code.name())),
+        // Everything in one request (one round trip to a holder daemon):
+        // what is in the box, then all of it.
+        let present: Vec<String> = bx
+            .entries()
+            .or_fail("entries")?
+            .iter()
+            .map(|e| e.name())
+            .collect();
+        let handles = if present.is_empty() {
+            Vec::new()
+        } else {
+            bx.get_handles(&present).or_fail("get-handles")?
         };
+        let mut taken: HashMap<String, boxes::Handle> = present.into_iter().zip(handles).collect();
 
-        let store = match take_memory_file(&bx, STATE)? {
+        let listener = match taken.remove(LISTENER) {
+            Some(boxes::Handle::TcpListener(listener)) => listener,
+            Some(_) => return Err(Failure::wrong_kind(LISTENER)),
+            None => sockets::listener(LISTENER_GRANT).or_fail("listener")?,
+        };
+        let store = match read_memory_file(taken.remove(STATE), STATE)? {
             Some(bytes) => decode_state(&bytes).ok_or(Failure::corrupt(STATE))?,
             None => Store::new(),
         };
-
-        let mut conns = Vec::new();
-        let listed = match take_memory_file(&bx, CONNECTIONS)? {
+        let listed = match read_memory_file(taken.remove(CONNECTIONS), CONNECTIONS)? {
             Some(bytes) => decode_connections(&bytes).ok_or(Failure::corrupt(CONNECTIONS))?,
             None => Vec::new(),
         };
+        let mut conns = Vec::new();
         for saved in listed {
-            match take_connection(&bx, saved.id)? {
-                Some(tcp) => conns.push(Conn::new(tcp, saved.id, saved.count, saved.partial)?),
+            let name = format!("{CONN_PREFIX}{}", saved.id);
+            match taken.remove(&name) {
+                Some(boxes::Handle::TcpConnection(tcp)) => {
+                    conns.push(Conn::new(tcp, saved.id, saved.count, saved.partial)?)
+                }
+                Some(_) => return Err(Failure::wrong_kind(&name)),
                 None => eprintln!(
                     "kv-service: connection {} is listed but not boxed",
                     saved.id
@@ -300,16 +319,15 @@ impl Service {
         }
         // Connections boxed by an instance that died before it wrote
         // `connections`: resumed without their count and partial line.
-        for entry in bx.entries().or_fail("entries")? {
-            let name = entry.name();
-            let Some(id) = name
+        for (name, handle) in taken {
+            let id = name
                 .strip_prefix(CONN_PREFIX)
-                .and_then(|id| id.parse().ok())
-            else {
-                continue;
-            };
-            if let Some(tcp) = take_connection(&bx, id)? {
-                conns.push(Conn::new(tcp, id, 0, Vec::new())?);
+                .and_then(|id| id.parse().ok());
+            match (id, handle) {
+                (Some(id), boxes::Handle::TcpConnection(tcp)) => {
+                    conns.push(Conn::new(tcp, id, 0, Vec::new())?)
+                }
+                _ => eprintln!("kv-service: entry {name:?} is not one of this service's; dropped"),
             }
         }
 
@@ -341,6 +359,10 @@ impl Service {
                 if ready.contains(&0) {
                     match lifecycle::requested() {
                         lifecycle::Request::None => {}
+                        request if std::env::var(STUBBORN_ENV).as_deref() == Ok("spin") => {
+                            eprintln!("kv-service: asked for {request:?}; spinning instead");
+                            spin()
+                        }
                         request => break request,
                     }
                 }
@@ -401,6 +423,7 @@ impl Service {
             ..
         } = self;
         let mut listing = String::new();
+        let mut batch = Vec::with_capacity(conns.len() + 3);
         for conn in conns {
             let Conn {
                 ready,
@@ -416,54 +439,71 @@ impl Service {
             let _ = output.blocking_flush();
             drop(output);
             drop(input);
-            let name = format!("{CONN_PREFIX}{id}");
-            match bx.put_handle(&name, boxes::Handle::TcpConnection(tcp)) {
-                Ok(_) => listing += &format!("{id} {count} {}\n", hex(&partial)),
-                // The connection comes back and closes when it drops here;
-                // the peer sees it, nothing is silently kept half-open.
-                Err(refused) => {
-                    eprintln!("kv-service: put {name} failed: {}", refused.code.name())
+            listing += &format!("{id} {count} {}\n", hex(&partial));
+            batch.push((
+                format!("{CONN_PREFIX}{id}"),
+                boxes::Handle::TcpConnection(tcp),
+            ));
+        }
+        batch.push((
+            CONNECTIONS.to_string(),
+            memory_file(CONNECTIONS, listing.as_bytes())?,
+        ));
+        batch.push((
+            STATE.to_string(),
+            memory_file(STATE, encode_state(&store).as_bytes())?,
+        ));
+        batch.push((LISTENER.to_string(), boxes::Handle::TcpListener(listener)));
+        // One request for everything (one round trip to a holder daemon).
+        // Should the batch be refused, each handle is tried alone, so what
+        // can be kept is kept.
+        let names: Vec<String> = batch.iter().map(|(name, _)| name.clone()).collect();
+        if let Err(refused) = bx.put_handles(batch) {
+            eprintln!(
+                "kv-service: put-handles refused ({}); putting one by one",
+                refused.code.name()
+            );
+            for (name, handle) in names.into_iter().zip(refused.handles) {
+                if let Err(refused) = bx.put_handle(&name, handle) {
+                    // The handle comes back and closes when it drops here;
+                    // a peer sees its connection close, nothing is silently
+                    // kept half-open.
+                    eprintln!("kv-service: put {name} failed: {}", refused.code.name());
                 }
             }
         }
-        put_memory_file(&bx, CONNECTIONS, listing.as_bytes())?;
-        put_memory_file(&bx, STATE, encode_state(&store).as_bytes())?;
-        bx.put_handle(LISTENER, boxes::Handle::TcpListener(listener))
-            .map_err(|refused| Failure::code("put listener", refused.code.name()))?;
         bx.seal().or_fail("seal")?;
         lifecycle::handed_over();
         Ok(())
     }
 }
 
-/// Takes the connection `conn-<id>`, or `None` if the box has no such entry.
-fn take_connection(bx: &boxes::Box, id: u64) -> Result<Option<TcpConnection>, Failure> {
-    let name = format!("{CONN_PREFIX}{id}");
-    match bx.get_handle(&name) {
-        Ok(boxes::Handle::TcpConnection(tcp)) => Ok(Some(tcp)),
-        Ok(_) => Err(Failure::wrong_kind(&name)),
-        Err(types::ErrorCode::NotFound) => Ok(None),
-        Err(code) => Err(Failure::code("get connection", code.name())),
+/// Compute forever, never calling the host: what only epoch interruption
+/// can stop.
+fn spin() -> ! {
+    let mut x: u64 = 1;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
     }
 }
 
-/// Takes the memory file `name` and reads it, or `None` if the box has no
-/// such entry.
-fn take_memory_file(bx: &boxes::Box, name: &str) -> Result<Option<Vec<u8>>, Failure> {
-    match bx.get(name) {
-        Ok(fd) => Ok(Some(read_to_end(&fd, 0).or_fail("read memory file")?)),
-        Err(types::ErrorCode::NotFound) => Ok(None),
-        Err(code) => Err(Failure::code("get memory file", code.name())),
+/// The content of a memory file the previous instance boxed, or `None` if
+/// it boxed none.
+fn read_memory_file(handle: Option<boxes::Handle>, name: &str) -> Result<Option<Vec<u8>>, Failure> {
+    match handle {
+        Some(boxes::Handle::Descriptor(fd)) => {
+            Ok(Some(read_to_end(&fd, 0).or_fail("read memory file")?))
+        }
+        Some(_) => Err(Failure::wrong_kind(name)),
+        None => Ok(None),
     }
 }
 
-/// Writes `content` to a new memory file and boxes it as `name`.
-fn put_memory_file(bx: &boxes::Box, name: &str, content: &[u8]) -> Result<(), Failure> {
+/// A new memory file holding `content`, as a handle to box.
+fn memory_file(name: &str, content: &[u8]) -> Result<boxes::Handle, Failure> {
     let fd = memory_files::create(name).or_fail("create memory file")?;
     write_all(&fd, content, 0).or_fail("write memory file")?;
-    bx.put(name, fd)
-        .map_err(|refused| Failure::code("put memory file", refused.code.name()))?;
-    Ok(())
+    Ok(boxes::Handle::Descriptor(fd))
 }
 
 /// A connection as listed in `connections`.
