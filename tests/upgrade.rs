@@ -42,6 +42,13 @@ fn assert_load_healthy(load: &Load, service: &Service, after: &str) {
     );
 }
 
+/// `fdbox stop`, which must succeed.
+fn stop(service: &mut Service) {
+    if let Err(e) = service.stop() {
+        panic!("{e}\n{}", service.logs());
+    }
+}
+
 fn assert_no_failures(report: &LoadReport) {
     assert_eq!(
         report.counts.failures(),
@@ -142,9 +149,7 @@ fn upgrades_and_a_restart_under_load_lose_nothing() {
     let report = load.stop();
     eprintln!("{}", summary(&report));
     assert_no_failures(&report);
-    service
-        .stop()
-        .unwrap_or_else(|e| panic!("{e}\n{}", service.logs()));
+    stop(&mut service);
 }
 
 #[test]
@@ -188,9 +193,7 @@ fn a_broken_upgrade_rolls_back() {
     let report = load.stop();
     eprintln!("{}", summary(&report));
     assert_no_failures(&report);
-    service
-        .stop()
-        .unwrap_or_else(|e| panic!("{e}\n{}", service.logs()));
+    stop(&mut service);
 }
 
 /// A version that ignores the hand-over request and computes forever,
@@ -231,9 +234,7 @@ fn a_guest_that_ignores_the_handover_is_stopped_at_the_deadline() {
     );
     // v2 spins too when asked to stop: stopped again, and `fdbox stop`
     // still ends the service.
-    service
-        .stop()
-        .unwrap_or_else(|e| panic!("{e}\n{}", service.logs()));
+    stop(&mut service);
 }
 
 #[test]
@@ -300,7 +301,5 @@ fn bad_upgrades_are_refused_and_change_nothing() {
     let report = load.stop();
     eprintln!("{}", summary(&report));
     assert_no_failures(&report);
-    service
-        .stop()
-        .unwrap_or_else(|e| panic!("{e}\n{}", service.logs()));
+    stop(&mut service);
 }
