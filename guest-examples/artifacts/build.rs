@@ -1,96 +1,53 @@
-//! Builds the guest workspace `guest-examples/rust` for `wasm32-wasip2` and
-//! writes the paths of the resulting components to `$OUT_DIR/artifacts.rs`.
+//! Builds every guest example and writes the paths of the resulting
+//! components to `$OUT_DIR/artifacts.rs`: the one entry point for tests,
+//! benchmarks and users (`cargo run -p fdbox-guest-artifacts` builds them
+//! and lists them).
+//!
+//! One module per language, each returning its [`Artifact`]s: Rust
+//! (`build/rust.rs`), C (`build/c.rs`), Python (`build/python.rs`),
+//! JavaScript (`build/js.rs`), and compositions (`build/compose.rs`). The
+//! toolchains the non-Rust guests need are installed by
+//! `guest-examples/toolchains.sh` into `target/guest-toolchains`.
+
+#[path = "build/rust.rs"]
+mod rust;
 
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-const TARGET: &str = "wasm32-wasip2";
+/// A built component.
+pub struct Artifact {
+    /// The Rust constant naming it.
+    constant: String,
+    /// Where it is.
+    path: PathBuf,
+    /// What it is, for the constant's docs.
+    doc: String,
+}
 
-/// The guests: constant name, member, binary name, documentation.
-const GUESTS: &[(&str, &str, &str, &str)] = &[
-    (
-        "COUNTER",
-        "counter",
-        "counter",
-        "The `counter` command: a `u64` counter in a memory file in box `counter` \
-         (`--box NAME`), checkpointed by sealing the box after each increment; \
-         `--until N` and `--crash-every K`.",
-    ),
-    (
-        "BOXED_FILE",
-        "boxed-file",
-        "boxed-file",
-        "The `boxed-file` command: the first run boxes an open `/data/notes.txt` \
-         in box `files` (entry `notes`), the second takes it back, prints it and \
-         appends to it.",
-    ),
-    (
-        "PROBE",
-        "probe",
-        "probe",
-        "The `probe` command: runs the fdbox steps given as arguments and prints \
-         one `OK ...` or `ERR <code>` line per step.",
-    ),
-    (
-        "BENCH",
-        "bench",
-        "bench",
-        "The `bench` component (not a command): exports \
-         `put-get-cycles(box-name, n) -> u32`, which moves one memory file into \
-         an existing box and back out `n` times; `put-memfds(box-name, n) -> u32`, \
-         which creates `n` memory files and puts each as entry `0`..`n-1`; and \
-         `get-all(box-name, n) -> u32`, which gets those entries back.",
-    ),
-    (
-        "KV_V1",
-        "kv-service",
-        "kv-v1",
-        "The `kv-v1` command: a line-protocol key/value service for `fdbox serve` \
-         (`--listen main=ADDR --box kv`; `KV_BOX` renames the box) that hands its \
-         listener, connections (request counts, unfinished lines) and map over \
-         through the box on upgrade and stop. `PING`, `SET k v`, `GET k`, \
-         `INCR k`, `COUNT`; `VERSION` answers `VERSION 1`; no `DEL`.",
-    ),
-    (
-        "KV_V2",
-        "kv-service",
-        "kv-v2",
-        "The `kv-v2` command: [`KV_V1`] with `VERSION 2`, and `DEL k` \
-         (`OK`, or `NONE` if `k` was not set).",
-    ),
-    (
-        "KV_BROKEN",
-        "kv-service",
-        "kv-broken",
-        "The `kv-broken` command: imports what [`KV_V1`] does but traps as it \
-         starts, before it touches the box or calls `lifecycle.ready`: an \
-         upgrade to it must roll back.",
-    ),
-];
+impl Artifact {
+    /// An artifact; `path` must exist once the build is done.
+    pub fn new(constant: &str, path: PathBuf, doc: &str) -> Self {
+        Self {
+            constant: constant.to_owned(),
+            path,
+            doc: doc.to_owned(),
+        }
+    }
+}
 
-/// Inherited variables that would make the nested cargo build something
-/// other than a plain `wasm32-wasip2` build of the guest workspace.
-const SCRUBBED_VARS: &[&str] = &[
-    // Flags meant for the outer build (host target, maybe `-C target-cpu`).
-    "CARGO_ENCODED_RUSTFLAGS",
-    "RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    // Would point the nested build at the outer target directory, whose
-    // lock the outer cargo holds: a deadlock.
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_BUILD_TARGET",
-    // The outer jobserver: the nested cargo runs its own.
-    "CARGO_MAKEFLAGS",
-    "MAKEFLAGS",
-    "MFLAGS",
-    "CARGO_PRIMARY_PACKAGE",
-    // Set by `cargo clippy` for the outer workspace only.
-    "RUSTC_WORKSPACE_WRAPPER",
-];
+/// What every language's build needs.
+pub struct Context {
+    /// The repository root.
+    pub repo: PathBuf,
+    /// This build script's `OUT_DIR`.
+    pub out_dir: PathBuf,
+    /// The outer build's target directory (build into a directory of its own
+    /// below it).
+    pub target_dir: PathBuf,
+}
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -101,105 +58,40 @@ fn main() {
         .and_then(Path::parent)
         .unwrap()
         .to_path_buf();
-    let guests = repo.join("guest-examples/rust");
+    let target_dir = outer_target_dir(&out_dir, &repo);
+    let ctx = Context {
+        repo,
+        out_dir,
+        target_dir,
+    };
+    let artifacts = rust::build(&ctx);
 
-    rerun_if_changed(&guests, &repo);
-    check_target_installed();
-
-    // A directory of its own inside the outer target directory: cargo locks
-    // a target directory while it builds, and the outer cargo holds that
-    // lock while this script runs.
-    let target_dir = outer_target_dir(&out_dir, &repo).join("guest-examples");
-
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--release", "--target", TARGET, "--manifest-path"])
-        .arg(guests.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        // Build-script stdout is cargo's instruction channel: keep the nested
-        // cargo's output on stderr, which cargo shows when the build fails.
-        .stdout(Stdio::from(std::io::stderr()));
-    for var in SCRUBBED_VARS {
-        build.env_remove(var);
-    }
-    // Cargo sets these for this script from the *host* target and this
-    // package's features. Nested build scripts get their own, but a stale
-    // variable the wasm target does not set (`CARGO_CFG_UNIX`, ...) would
-    // leak into them.
-    for (var, _) in env::vars_os() {
-        let var = var.to_string_lossy();
-        if var.starts_with("CARGO_CFG_") || var.starts_with("CARGO_FEATURE_") {
-            build.env_remove(&*var);
-        }
-    }
-
-    let status = build
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
-    if !status.success() {
-        fail(&format!(
-            "building the guest components failed ({status}); see the output above, \
-             or run: cargo build --release --target {TARGET} --manifest-path {} --target-dir {}",
-            guests.join("Cargo.toml").display(),
-            target_dir.display(),
-        ));
-    }
-
-    let release = target_dir.join(TARGET).join("release");
-    let mut artifacts = String::new();
-    for (constant, _, binary, doc) in GUESTS {
-        let path = release.join(format!("{binary}.wasm"));
+    let mut code = String::new();
+    for Artifact {
+        constant,
+        path,
+        doc,
+    } in &artifacts
+    {
         assert!(
             path.is_file(),
-            "cargo succeeded but {} is missing",
+            "the build succeeded but {} is missing",
             path.display()
         );
         let path = path.to_str().expect("target directory path is not UTF-8");
-        writeln!(
-            artifacts,
-            "/// {doc}\npub const {constant}: &str = {path:?};"
-        )
-        .unwrap();
+        writeln!(code, "/// {doc}\npub const {constant}: &str = {path:?};").unwrap();
     }
-    fs::write(out_dir.join("artifacts.rs"), artifacts).unwrap();
-}
-
-/// Rebuild when a guest's source, the guests' shared library, the guest
-/// workspace or the fdbox WIT changes (cargo scans directories recursively).
-fn rerun_if_changed(guests: &Path, repo: &Path) {
-    let mut paths = vec![
-        guests.join("Cargo.toml"),
-        guests.join("Cargo.lock"),
-        guests.join("wit"),
-        // Not a guest itself (no component of its own), but compiled into
-        // the command guests: their bindings and descriptor helpers.
-        guests.join("fdbox-guest"),
-        repo.join("wit"),
-    ];
-    paths.extend(GUESTS.iter().map(|(_, member, _, _)| guests.join(member)));
-    for path in paths {
-        println!("cargo:rerun-if-changed={}", path.display());
-    }
-}
-
-/// Fails early, with the fix, instead of with "can't find crate for `std`".
-fn check_target_installed() {
-    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let output = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run rustc: {e}"));
-    let sysroot = String::from_utf8_lossy(&output.stdout);
-    let libdir = Path::new(sysroot.trim()).join("lib/rustlib").join(TARGET);
-    if !output.status.success() || !libdir.is_dir() {
-        fail(&format!(
-            "the Rust target {TARGET} is not installed (no {}), and the fdbox guest \
-             components are built for it. Install it with: rustup target add {TARGET}",
-            libdir.display(),
-        ));
-    }
+    let list: Vec<String> = artifacts
+        .iter()
+        .map(|a| format!("({:?}, {})", a.constant, a.constant))
+        .collect();
+    writeln!(
+        code,
+        "/// Every component above, by constant name.\npub const ALL: &[(&str, &str)] = &[{}];",
+        list.join(", ")
+    )
+    .unwrap();
+    fs::write(ctx.out_dir.join("artifacts.rs"), code).unwrap();
 }
 
 /// The outer build's target directory: the ancestor of `OUT_DIR` that cargo
@@ -222,7 +114,7 @@ fn outer_target_dir(out_dir: &Path, repo: &Path) -> PathBuf {
 
 /// Stops the build with `message` shown as a cargo error, without the panic
 /// backtrace noise.
-fn fail(message: &str) -> ! {
+pub fn fail(message: &str) -> ! {
     println!("cargo::error={message}");
     std::process::exit(1);
 }
