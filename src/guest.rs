@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store};
+use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx};
 
@@ -44,6 +44,13 @@ pub struct GuestArgs {
     /// pass on the host's value.
     #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
     envs: Vec<(String, String)>,
+
+    /// Compile without Wasmtime's compilation cache, which is on by default
+    /// as for `wasmtime run` (a component compiled once loads from the cache
+    /// directory, $HOME/.cache/wasmtime, afterwards; configured by
+    /// $HOME/.config/wasmtime/config.toml).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 fn parse_dir(value: &str) -> Result<(PathBuf, String), String> {
@@ -67,6 +74,22 @@ fn parse_env(value: &str) -> Result<(String, String), String> {
 }
 
 impl GuestArgs {
+    /// The engine's configuration: the compilation cache unless
+    /// `--no-cache`. A cache that cannot be set up is logged and skipped:
+    /// it only saves time.
+    pub fn engine_config(&self) -> Config {
+        let mut config = Config::new();
+        if !self.no_cache {
+            match wasmtime::Cache::from_file(None) {
+                Ok(cache) => {
+                    config.cache(Some(cache));
+                }
+                Err(e) => tracing::warn!("no compilation cache: {e:#}"),
+            }
+        }
+        config
+    }
+
     /// Fail early and clearly on a `--dir` that does not open; wasmtime-wasi
     /// opens it again per instance.
     pub fn check_dirs(&self) -> Result<()> {

@@ -59,7 +59,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 
 async fn run_async(args: RunArgs) -> Result<ExitCode> {
     args.guest.check_dirs()?;
-    let engine = Engine::default();
+    let engine = Engine::new(&args.guest.engine_config())?;
     let mut linker = Linker::<WasiFdbox>::new(&engine);
     WasiFdbox::add_to_linker_async(&mut linker)?;
     let (_, pre) = guest::command_pre(&engine, &linker, &args.component)?;

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 /// How often the epoch ticks: the longest a guest runs without yielding.
@@ -380,7 +380,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
 
 async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
     args.guest.check_dirs()?;
-    let mut config = Config::new();
+    let mut config = args.guest.engine_config();
     config.epoch_interruption(true);
     let engine = Engine::new(&config)?;
     let ticker = engine.clone();
