@@ -9,6 +9,14 @@
 //! toolchains the non-Rust guests need are installed by
 //! `guest-examples/toolchains.sh` into `target/guest-toolchains`.
 
+#[path = "build/c.rs"]
+mod c;
+#[path = "build/compose.rs"]
+mod compose;
+#[path = "build/js.rs"]
+mod js;
+#[path = "build/python.rs"]
+mod python;
 #[path = "build/rust.rs"]
 mod rust;
 
@@ -64,7 +72,13 @@ fn main() {
         out_dir,
         target_dir,
     };
-    let artifacts = rust::build(&ctx);
+    let mut artifacts = rust::build(&ctx);
+    artifacts.extend(python::build(&ctx));
+    artifacts.extend(js::build(&ctx));
+    artifacts.extend(c::build(&ctx));
+    // Last: compositions plug built components together.
+    let composed = compose::build(&ctx, &artifacts);
+    artifacts.extend(composed);
 
     let mut code = String::new();
     for Artifact {
