@@ -11,6 +11,8 @@
 
 #[path = "build/c.rs"]
 mod c;
+#[path = "build/componentize.rs"]
+mod componentize;
 #[path = "build/compose.rs"]
 mod compose;
 #[path = "build/js.rs"]

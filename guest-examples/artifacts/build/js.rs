@@ -15,12 +15,11 @@
 //! since its last build is not built again (a fingerprint next to the
 //! component).
 
+use super::componentize::Step;
 use super::{Artifact, Context, fail};
 use std::fs;
-use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
 
 /// The world the guests implement (`wit/fdbox.wit`).
 const WORLD: &str = "fdbox:fdbox/command";
@@ -96,78 +95,12 @@ pub fn build(ctx: &Context) -> Vec<Artifact> {
 fn componentize(cli: &Path, manifest: &Path, wit: &Path, source: &Path, component: &Path) {
     let mut args: Vec<PathBuf> = vec![cli.into(), source.into(), "--wit".into(), wit.into()];
     args.extend(["--world-name", WORLD, "--disable", "http", "fetch-event"].map(PathBuf::from));
-
-    let stamp = component.with_extension("wasm.fingerprint");
-    let fingerprint = fingerprint(&args, &[manifest, wit, source]);
-    if component.is_file() && fs::read_to_string(&stamp).ok().as_deref() == Some(&fingerprint) {
-        return;
+    Step {
+        tool: "componentize-js",
+        program: Path::new("node"),
+        args,
+        inputs: vec![manifest, wit, source],
+        component,
     }
-    let _ = fs::remove_file(&stamp);
-
-    // Written aside and renamed: an interrupted build leaves no component
-    // that looks complete.
-    let partial = component.with_extension("wasm.partial");
-    let _ = fs::remove_file(&partial);
-    let started = Instant::now();
-    let status = Command::new("node")
-        .args(&args)
-        .arg("-o")
-        .arg(&partial)
-        // Build-script stdout is cargo's instruction channel.
-        .stdout(Stdio::from(std::io::stderr()))
-        .status()
-        .unwrap_or_else(|e| fail(&format!("cannot run node: {e}")));
-    if !status.success() || !partial.is_file() {
-        fail(&format!(
-            "componentize-js failed ({status}) for {}; see the output above, or run: node {} -o {}",
-            source.display(),
-            args.iter()
-                .map(|a| a.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
-            component.display(),
-        ));
-    }
-    fs::rename(&partial, component)
-        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", component.display())));
-    fs::write(&stamp, fingerprint)
-        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", stamp.display())));
-    // Shown by `cargo build -vv`.
-    eprintln!(
-        "componentize-js: {} in {:.1} s",
-        component.display(),
-        started.elapsed().as_secs_f64()
-    );
-}
-
-/// A hash of the arguments and of every file under `paths` (name and
-/// content).
-fn fingerprint(args: &[PathBuf], paths: &[&Path]) -> String {
-    let mut hasher = DefaultHasher::new();
-    for arg in args {
-        hasher.write(arg.as_os_str().as_encoded_bytes());
-        hasher.write_u8(0);
-    }
-    for path in paths {
-        hash_tree(&mut hasher, path);
-    }
-    format!("{:016x}", hasher.finish())
-}
-
-fn hash_tree(hasher: &mut DefaultHasher, path: &Path) {
-    hasher.write(path.as_os_str().as_encoded_bytes());
-    hasher.write_u8(0);
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> = fs::read_dir(path)
-            .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        entries.sort();
-        for entry in entries {
-            hash_tree(hasher, &entry);
-        }
-    } else {
-        let content = fs::read(path).unwrap_or_default();
-        hasher.write_u64(content.len() as u64);
-        hasher.write(&content);
-    }
+    .run();
 }

@@ -14,12 +14,10 @@
 //! sources, `wit/`, the tool) are unchanged since its last build is not built
 //! again (a fingerprint next to the component).
 
+use super::componentize::Step;
 use super::{Artifact, Context, fail};
 use std::fs;
-use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
 
 /// The world the guests implement (`wit/fdbox.wit`).
 const WORLD: &str = "fdbox:fdbox/command";
@@ -116,88 +114,13 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 fn componentize(tool: &Path, wit: &Path, src: &Path, component: &Path) {
     let mut args: Vec<PathBuf> = vec!["-d".into(), wit.into(), "-w".into(), WORLD.into()];
     args.extend(["componentize".into(), "-p".into(), src.into(), "app".into()]);
-
-    let stamp = component.with_extension("wasm.fingerprint");
-    let fingerprint = fingerprint(&[tool, wit, src], &args);
-    if component.is_file() && fs::read_to_string(&stamp).ok().as_deref() == Some(&fingerprint) {
-        return;
+    Step {
+        tool: "componentize-py",
+        program: tool,
+        args,
+        // The tool's script changes when it is reinstalled or upgraded.
+        inputs: vec![tool, wit, src],
+        component,
     }
-    let _ = fs::remove_file(&stamp);
-
-    // Written aside and renamed: an interrupted build leaves no component
-    // that looks complete.
-    let partial = component.with_extension("wasm.partial");
-    let _ = fs::remove_file(&partial);
-    let started = Instant::now();
-    let status = Command::new(tool)
-        .args(&args)
-        .arg("-o")
-        .arg(&partial)
-        // Build-script stdout is cargo's instruction channel.
-        .stdout(Stdio::from(std::io::stderr()))
-        .status()
-        .unwrap_or_else(|e| fail(&format!("cannot run {}: {e}", tool.display())));
-    if !status.success() || !partial.is_file() {
-        fail(&format!(
-            "componentize-py failed ({status}) for {}; see the output above, or run: {} {} -o {}",
-            src.display(),
-            tool.display(),
-            args.iter()
-                .map(|a| a.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
-            component.display(),
-        ));
-    }
-    fs::rename(&partial, component)
-        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", component.display())));
-    fs::write(&stamp, fingerprint)
-        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", stamp.display())));
-    // Shown by `cargo build -vv`.
-    eprintln!(
-        "componentize-py: {} in {:.1} s",
-        component.display(),
-        started.elapsed().as_secs_f64()
-    );
-}
-
-/// A hash of the arguments and of every file under `paths` (name and
-/// content; for the tool, its size and modification time).
-fn fingerprint(paths: &[&Path], args: &[PathBuf]) -> String {
-    let mut hasher = DefaultHasher::new();
-    for arg in args {
-        hasher.write(arg.as_os_str().as_encoded_bytes());
-        hasher.write_u8(0);
-    }
-    let (tool, trees) = paths.split_first().unwrap();
-    hasher.write(tool.as_os_str().as_encoded_bytes());
-    if let Ok(meta) = fs::metadata(tool) {
-        hasher.write_u64(meta.len());
-        if let Ok(modified) = meta.modified() {
-            hasher.write(format!("{modified:?}").as_bytes());
-        }
-    }
-    for tree in trees {
-        hash_tree(&mut hasher, tree);
-    }
-    format!("{:016x}", hasher.finish())
-}
-
-fn hash_tree(hasher: &mut DefaultHasher, path: &Path) {
-    hasher.write(path.as_os_str().as_encoded_bytes());
-    hasher.write_u8(0);
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> = fs::read_dir(path)
-            .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        entries.retain(|p| p.file_name().is_some_and(|n| n != "__pycache__"));
-        entries.sort();
-        for entry in entries {
-            hash_tree(hasher, &entry);
-        }
-    } else {
-        let content = fs::read(path).unwrap_or_default();
-        hasher.write_u64(content.len() as u64);
-        hasher.write(&content);
-    }
+    .run();
 }
