@@ -295,6 +295,25 @@ impl FdboxDevice {
         Ok((full, field))
     }
 
+    /// `FDBOX_CREATE_BOX` or `FDBOX_DELETE_BOX` (one struct layout) of the
+    /// kernel box whose name field is `field`.
+    fn control(&self, opcode: u32, field: [u8; uapi::FDBOX_NAME_LEN]) -> Result<(), Errno> {
+        let mut arg = FdboxCreateBox {
+            flags: 0,
+            name: field,
+        };
+        ioctl(self.control.as_fd(), opcode, Some(&mut arg)).map(drop)
+    }
+
+    /// Open the node of kernel box `full`.
+    fn open_box_node(&self, full: &str) -> Result<OwnedFd, Errno> {
+        rustix::fs::open(
+            self.dir.join(full),
+            OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    }
+
     /// The cached state of box `name`, opening it (and reading its
     /// manifest) if this device has not yet.
     fn state<'a>(
@@ -304,12 +323,7 @@ impl FdboxDevice {
     ) -> Result<&'a mut BoxState, Error> {
         if !boxes.contains_key(name) {
             let (full, _) = self.kernel_name(name)?;
-            let node = rustix::fs::open(
-                self.dir.join(&full),
-                OFlags::RDWR | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| match e {
+            let node = self.open_box_node(&full).map_err(|e| match e {
                 Errno::NOENT | Errno::NXIO | Errno::NODEV => Error::NoSuchBox(name.clone()),
                 e => common(e, "open", name),
             })?;
@@ -381,13 +395,9 @@ impl Device for FdboxDevice {
     }
 
     fn create_box(&self, name: &Name) -> Result<(), Error> {
-        let (_, field) = self.kernel_name(name)?;
+        let (full, field) = self.kernel_name(name)?;
         let mut boxes = self.lock();
-        let mut arg = FdboxCreateBox {
-            flags: 0,
-            name: field,
-        };
-        ioctl(self.control.as_fd(), FDBOX_CREATE_BOX, Some(&mut arg)).map_err(|e| match e {
+        self.control(FDBOX_CREATE_BOX, field).map_err(|e| match e {
             Errno::EXIST => Error::BoxExists(name.clone()),
             Errno::INVAL => Error::InvalidName {
                 name: name.to_string(),
@@ -399,13 +409,7 @@ impl Device for FdboxDevice {
         boxes.remove(name);
         // Open the node and put the manifest; undo the create on failure.
         let opened = (|| {
-            let (full, _) = self.kernel_name(name)?;
-            let node = rustix::fs::open(
-                self.dir.join(full),
-                OFlags::RDWR | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(device_error)?;
+            let node = self.open_box_node(&full).map_err(device_error)?;
             let manifest = Manifest::new(manifest::new_file().map_err(device_error)?);
             manifest.save().map_err(device_error)?;
             box_manifest(node.as_fd(), &manifest).map_err(|e| common(e, "create", name))?;
@@ -420,11 +424,7 @@ impl Device for FdboxDevice {
                 Ok(())
             }
             Err(e) => {
-                let mut arg = FdboxCreateBox {
-                    flags: 0,
-                    name: field,
-                };
-                if let Err(undo) = ioctl(self.control.as_fd(), FDBOX_DELETE_BOX, Some(&mut arg)) {
+                if let Err(undo) = self.control(FDBOX_DELETE_BOX, field) {
                     tracing::warn!("cannot delete the half-made box {name:?}: {undo}");
                 }
                 Err(e)
@@ -435,11 +435,7 @@ impl Device for FdboxDevice {
     fn delete_box(&self, name: &Name) -> Result<(), Error> {
         let (_, field) = self.kernel_name(name)?;
         let mut boxes = self.lock();
-        let mut arg = FdboxCreateBox {
-            flags: 0,
-            name: field,
-        };
-        ioctl(self.control.as_fd(), FDBOX_DELETE_BOX, Some(&mut arg)).map_err(|e| match e {
+        self.control(FDBOX_DELETE_BOX, field).map_err(|e| match e {
             Errno::NOENT => Error::NoSuchBox(name.clone()),
             e => common(e, "delete", name),
         })?;

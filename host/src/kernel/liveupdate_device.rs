@@ -527,7 +527,8 @@ impl Device for LiveUpdateDevice {
             }
             check_entries_quota(&status_of(box_name, b), entries.len(), max_entries)?;
             let mut names = HashSet::with_capacity(entries.len());
-            let mut ids = Vec::with_capacity(entries.len());
+            // (identity, size) per handle: one fstat gives both.
+            let mut ids: Vec<((u64, u64), u64)> = Vec::with_capacity(entries.len());
             for (name, handle) in &entries {
                 if !KINDS.contains(&handle.kind()) {
                     return Err(Error::KindNotSupported(handle.kind()));
@@ -538,20 +539,21 @@ impl Device for LiveUpdateDevice {
                         entry: name.clone(),
                     });
                 }
-                let id = identity(handle.fd())?;
+                let stat = rustix::fs::fstat(handle.fd())?;
+                let id = (stat.st_dev, stat.st_ino);
                 if let Some((other_box, other_entry)) = state.held.get(&id) {
                     return Err(Error::AlreadyBoxed {
                         box_name: other_box.clone(),
                         entry: other_entry.clone(),
                     });
                 }
-                if ids.contains(&id) {
+                if ids.iter().any(|(seen, _)| *seen == id) {
                     return Err(Error::AlreadyBoxed {
                         box_name: box_name.clone(),
                         entry: name.clone(),
                     });
                 }
-                ids.push(id);
+                ids.push((id, stat.st_size as u64));
             }
             Ok(ids)
         })();
@@ -560,9 +562,13 @@ impl Device for LiveUpdateDevice {
             Err(error) => return Err(RefusedBatch { error, entries }),
         };
         let b = state.boxes.get_mut(box_name).expect("checked above");
-        for ((name, handle), id) in entries.into_iter().zip(ids) {
+        for ((name, handle), (id, size)) in entries.into_iter().zip(ids) {
             state.held.insert(id, (box_name.clone(), name.clone()));
-            let entry = Entry::of(&handle);
+            let entry = Entry {
+                kind: handle.kind(),
+                access: handle.access(),
+                size: Some(size),
+            };
             b.entries.insert(
                 name,
                 Held {
