@@ -7,7 +7,8 @@
 //! (`build/rust.rs`), C (`build/c.rs`), Python (`build/python.rs`),
 //! JavaScript (`build/js.rs`), and compositions (`build/compose.rs`). The
 //! toolchains the non-Rust guests need are installed by
-//! `guest-examples/toolchains.sh` into `target/guest-toolchains`.
+//! `guest-examples/toolchains.sh`, which is also the one place that says where
+//! they are ([`Toolchains::locate`] asks it).
 
 #[path = "build/c.rs"]
 mod c;
@@ -57,6 +58,54 @@ pub struct Context {
     /// The outer build's target directory (build into a directory of its own
     /// below it).
     pub target_dir: PathBuf,
+    /// Where the non-Rust toolchains are.
+    pub toolchains: Toolchains,
+}
+
+/// The non-Rust guest toolchains, where `guest-examples/toolchains.sh`
+/// installs them (the same with or without `CARGO_TARGET_DIR`).
+pub struct Toolchains {
+    /// The `componentize-py` executable.
+    pub componentize_py: PathBuf,
+    /// The `@bytecodealliance/componentize-js` package directory.
+    pub componentize_js: PathBuf,
+}
+
+impl Toolchains {
+    /// Ask `guest-examples/toolchains.sh --paths` (it installs nothing then).
+    fn locate(repo: &Path) -> Self {
+        let script = repo.join("guest-examples/toolchains.sh");
+        println!("cargo:rerun-if-changed={}", script.display());
+        for var in ["FDBOX_GUEST_TOOLCHAINS", "XDG_CACHE_HOME", "HOME"] {
+            println!("cargo:rerun-if-env-changed={var}");
+        }
+        let output = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("--paths")
+            .output()
+            .unwrap_or_else(|e| fail(&format!("cannot run bash {}: {e}", script.display())));
+        if !output.status.success() {
+            fail(&format!(
+                "bash {} --paths failed ({}): {}",
+                script.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let path = |key: &str| -> PathBuf {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    fail(&format!("bash {} --paths did not name {key}", script.display()))
+                })
+        };
+        Self {
+            componentize_py: path("componentize-py"),
+            componentize_js: path("componentize-js"),
+        }
+    }
 }
 
 fn main() {
@@ -69,10 +118,12 @@ fn main() {
         .unwrap()
         .to_path_buf();
     let target_dir = outer_target_dir(&out_dir, &repo);
+    let toolchains = Toolchains::locate(&repo);
     let ctx = Context {
         repo,
         out_dir,
         target_dir,
+        toolchains,
     };
     let mut artifacts = rust::build(&ctx);
     artifacts.extend(python::build(&ctx));
@@ -107,7 +158,23 @@ fn main() {
         list.join(", ")
     )
     .unwrap();
+    let Toolchains {
+        componentize_py,
+        componentize_js,
+    } = &ctx.toolchains;
+    writeln!(
+        code,
+        "/// The componentize-py the Python guests were built with \
+         (`guest-examples/toolchains.sh --paths`).\n\
+         pub const COMPONENTIZE_PY: &str = {:?};\n\
+         /// The ComponentizeJS package the JavaScript guests were built with.\n\
+         pub const COMPONENTIZE_JS: &str = {:?};",
+        componentize_py.to_str().expect("toolchain path is not UTF-8"),
+        componentize_js.to_str().expect("toolchain path is not UTF-8"),
+    )
+    .unwrap();
     fs::write(ctx.out_dir.join("artifacts.rs"), code).unwrap();
+    report_progress();
 }
 
 /// The outer build's target directory: the ancestor of `OUT_DIR` that cargo
@@ -128,9 +195,39 @@ fn outer_target_dir(out_dir: &Path, repo: &Path) -> PathBuf {
     }
 }
 
+/// What this run of the build script did, in order, for [`progress`].
+static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Reports a step to the person waiting: cargo shows a build script's output
+/// only once the script has ended, and building every guest takes minutes
+/// the first time (the Python and JavaScript ones 5-20 s each). So each step
+/// is written at once to the terminal when there is one, and all of them are
+/// repeated as cargo warnings when the script ends ([`report_progress`]).
+/// `done` steps (with their time) are repeated; starting lines are not.
+pub fn progress(line: &str, done: bool) {
+    use std::io::Write as _;
+    if let Ok(mut tty) = fs::OpenOptions::new().write(true).open("/dev/tty") {
+        // Start of line, clear it: cargo's own progress bar may be there.
+        let _ = write!(tty, "\r\x1b[K   guests  {line}\n");
+    }
+    eprintln!("{line}");
+    if done {
+        DONE.lock().unwrap_or_else(|e| e.into_inner()).push(line.to_owned());
+    }
+}
+
+/// Repeats every finished step as a cargo warning (shown with the build
+/// output; nothing when every guest was up to date).
+fn report_progress() {
+    for line in DONE.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        println!("cargo:warning=built {line}");
+    }
+}
+
 /// Stops the build with `message` shown as a cargo error, without the panic
 /// backtrace noise.
 pub fn fail(message: &str) -> ! {
+    report_progress();
     println!("cargo::error={message}");
     std::process::exit(1);
 }

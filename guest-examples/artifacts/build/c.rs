@@ -25,7 +25,7 @@
 //! `<target>/guest-examples/c/`; the toolchain comes from
 //! `guest-examples/toolchains.sh`.
 
-use super::{Artifact, Context, fail};
+use super::{Artifact, Context, fail, progress};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -90,10 +90,14 @@ pub fn build(ctx: &Context) -> Vec<Artifact> {
     GUESTS
         .iter()
         .map(|(constant, source, name, doc)| {
+            let started = std::time::Instant::now();
+            progress(&format!("C: {name}.wasm ..."), false);
             let core = out.join(format!("{name}.core.wasm"));
             compile(&sources, source, &bindings, &core);
             let component = out.join(format!("{name}.wasm"));
             componentize(&core, &component);
+            let seconds = started.elapsed().as_secs_f64();
+            progress(&format!("C: {name}.wasm in {seconds:.1} s"), true);
             Artifact::new(constant, component, doc)
         })
         .collect()

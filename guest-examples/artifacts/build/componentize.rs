@@ -2,7 +2,7 @@
 //! skipped when its inputs are unchanged, written aside and renamed so an
 //! interrupted build leaves no component that looks complete.
 
-use super::fail;
+use super::{fail, progress};
 use std::fs;
 use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ impl Step<'_> {
         let _ = fs::remove_file(&stamp);
         let partial = self.component.with_extension("wasm.partial");
         let _ = fs::remove_file(&partial);
+        let name = self.component.file_name().unwrap_or_default().to_string_lossy();
+        progress(&format!("{}: {name} ...", self.tool), false);
         let started = Instant::now();
         let status = Command::new(self.program)
             .args(&self.args)
@@ -65,12 +67,13 @@ impl Step<'_> {
             .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", self.component.display())));
         fs::write(&stamp, fingerprint)
             .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", stamp.display())));
-        // Shown by `cargo build -vv`.
-        eprintln!(
-            "{}: {} in {:.1} s",
-            self.tool,
-            self.component.display(),
-            started.elapsed().as_secs_f64()
+        progress(
+            &format!(
+                "{}: {name} in {:.1} s",
+                self.tool,
+                started.elapsed().as_secs_f64()
+            ),
+            true,
         );
     }
 

@@ -1,10 +1,10 @@
 //! The JavaScript guests: `guest-examples/js/<guest>.js`, each made a
 //! component with ComponentizeJS (`@bytecodealliance/componentize-js`,
-//! installed by `guest-examples/toolchains.sh` into
-//! `<target>/guest-toolchains/node_modules`), run with node:
+//! installed by `guest-examples/toolchains.sh` into the directory it names
+//! with `--paths`), run with node:
 //!
 //! ```sh
-//! node <target>/guest-toolchains/node_modules/@bytecodealliance/componentize-js/src/cli.js \
+//! node <componentize-js>/src/cli.js \
 //!     guest-examples/js/<guest>.js --wit wit --world-name fdbox:fdbox/command \
 //!     --disable http fetch-event -o <guest>-js.wasm
 //! ```
@@ -55,9 +55,7 @@ pub fn build(ctx: &Context) -> Vec<Artifact> {
     for path in [&sources, &wit] {
         println!("cargo:rerun-if-changed={}", path.display());
     }
-    let package = ctx
-        .target_dir
-        .join("guest-toolchains/node_modules/@bytecodealliance/componentize-js");
+    let package = &ctx.toolchains.componentize_js;
     let cli = package.join("src/cli.js");
     if !cli.is_file() {
         fail(&format!(

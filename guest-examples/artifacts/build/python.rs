@@ -1,6 +1,6 @@
 //! The Python guests: `guest-examples/python/<guest>/app.py`, each made a
 //! component with componentize-py (installed by `guest-examples/toolchains.sh`
-//! into `<target>/guest-toolchains/venv`):
+//! into the directory it names with `--paths`):
 //!
 //! ```sh
 //! componentize-py -d wit -w fdbox:fdbox/command componentize \
@@ -53,9 +53,7 @@ pub fn build(ctx: &Context) -> Vec<Artifact> {
     for path in [&sources, &wit] {
         println!("cargo:rerun-if-changed={}", path.display());
     }
-    let tool = ctx
-        .target_dir
-        .join("guest-toolchains/venv/bin/componentize-py");
+    let tool = &ctx.toolchains.componentize_py;
     if !tool.is_file() {
         fail(&format!(
             "componentize-py is not installed (no {}), and the Python guest components \
@@ -73,7 +71,7 @@ pub fn build(ctx: &Context) -> Vec<Artifact> {
             let staged = out.join("src").join(dir);
             stage(&sources.join(dir), &staged);
             let component = out.join(format!("{name}.wasm"));
-            componentize(&tool, &wit, &staged, &component);
+            componentize(tool, &wit, &staged, &component);
             Artifact::new(constant, component, doc)
         })
         .collect()

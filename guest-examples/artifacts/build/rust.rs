@@ -1,7 +1,7 @@
 //! The Rust guests: the workspace `guest-examples/rust`, built with a nested
 //! `cargo build --release --target wasm32-wasip2`.
 
-use super::{Artifact, Context, fail};
+use super::{Artifact, Context, fail, progress};
 use std::env;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -129,6 +129,11 @@ pub fn build(ctx: &Context) -> Vec<Artifact> {
         }
     }
 
+    progress(
+        &format!("Rust: cargo build --release --target {TARGET} (guest-examples/rust) ..."),
+        false,
+    );
+    let started = std::time::Instant::now();
     let status = build
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
@@ -141,6 +146,13 @@ pub fn build(ctx: &Context) -> Vec<Artifact> {
         ));
     }
 
+    progress(
+        &format!(
+            "Rust: guest-examples/rust in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+        true,
+    );
     let release = target_dir.join(TARGET).join("release");
     let _ = out_dir;
     GUESTS
