@@ -101,11 +101,13 @@ fn measure(guest: &Guest, scratch: &Path, runtime: &tokio::runtime::Runtime) -> 
     }
 }
 
+#[path = "../host/tests/support/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let scratch =
-        std::env::temp_dir().join(format!("fdbox-bench-languages-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).unwrap();
+    let scratch = TempDir::new("bench-languages");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -120,7 +122,6 @@ fn main() {
         for guest in &rust {
             measure(guest, &scratch, &runtime);
         }
-        let _ = std::fs::remove_dir_all(&scratch);
         println!(
             "guest_languages: quick run: {} guests sized, {} Rust guests timed (no figures; run with --bench)",
             guests.len(),
@@ -150,5 +151,4 @@ fn main() {
             ms(row.instantiate)
         );
     }
-    let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -356,6 +356,10 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+#[path = "../host/tests/support/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
 fn main() {
     if let Ok(kind) = std::env::var(CHILD_ENV) {
         child(&kind);
@@ -367,8 +371,7 @@ fn main() {
         return;
     }
     let fdbox = PathBuf::from(env!("CARGO_BIN_EXE_fdbox"));
-    let dir = std::env::temp_dir().join(format!("fdbox-bench-ioctl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("bench-ioctl");
     // Every emulated call is two wake-ups (program to supervisor and back);
     // across CPUs, on a VM, each can cost tens of µs of idle-exit latency,
     // so the run is made twice: as the scheduler places the processes, and
@@ -380,7 +383,6 @@ fn main() {
         }
         passes.push((pinned, pass(&fdbox, &dir, full)));
     }
-    let _ = std::fs::remove_dir_all(&dir);
     if !full {
         let measured: usize = passes
             .iter()

@@ -2,14 +2,24 @@
 # The fdbox demo: a counter guest keeps its count in a boxed memory file,
 # traps on purpose every 4 counts, and is restarted by the host; each new
 # instance unseals the box and carries on from the last count.
+#
+# Needs: a Rust toolchain (rust-toolchain.toml). The first run builds fdbox
+# (about 12 minutes on 2 cores; the tests share that build) and the guests;
+# later runs take a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rustup target add wasm32-wasip2
-cargo build --release --bin fdbox
-cargo build --release --target wasm32-wasip2 \
-    --manifest-path guest-examples/rust/Cargo.toml --target-dir target/guest-examples
+target=${CARGO_TARGET_DIR:-target}
+# FDBOX_BIN and FDBOX_GUESTS (tests/demos.rs) use what is already built.
+if [ -z "${FDBOX_BIN:-}" ]; then
+    rustup target add wasm32-wasip2 >/dev/null
+    cargo build --bin fdbox
+    cargo build --release --target wasm32-wasip2 \
+        --manifest-path guest-examples/rust/Cargo.toml --target-dir "$target/guest-examples"
+fi
+fdbox=${FDBOX_BIN:-$target/debug/fdbox}
+guests=${FDBOX_GUESTS:-$target/guest-examples/wasm32-wasip2/release}
 
 set -x
-target/release/fdbox run --device memory --box counter --restart on-failure --max-restarts 5 \
-    target/guest-examples/wasm32-wasip2/release/counter.wasm -- --until 10 --crash-every 4
+"$fdbox" run --device memory --box counter --restart on-failure --max-restarts 5 \
+    "$guests/counter.wasm" -- --until 10 --crash-every 4

@@ -86,9 +86,11 @@ fn send(socket: &Path, request: Request) -> Result<ExitCode> {
             println!("{message}");
             Ok(ExitCode::SUCCESS)
         }
+        // Refused by the service: the same exit code as a refusal here
+        // (`crate::refused`), and the same one-line form.
         Some(("error", message)) => {
-            eprintln!("fdbox: {message}");
-            Ok(ExitCode::from(1))
+            eprintln!("fdbox: error: {message}");
+            Ok(crate::refused())
         }
         _ if line.is_empty() => bail!("the service closed the control connection without a reply"),
         _ => bail!("unexpected reply from the service: {:?}", line.trim_end()),

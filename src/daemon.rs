@@ -36,26 +36,50 @@ pub struct DaemonArgs {
     socket: Option<PathBuf>,
 
     /// Most boxes the daemon holds.
-    #[arg(long, default_value_t = Limits::DEFAULT_MAX_BOXES)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_BOXES, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
     max_boxes: usize,
 
     /// Most entries in one box.
-    #[arg(long = "max-entries", default_value_t = Limits::DEFAULT_MAX_ENTRIES_PER_BOX)]
+    #[arg(long = "max-entries", default_value_t = Limits::DEFAULT_MAX_ENTRIES_PER_BOX, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
     max_entries_per_box: usize,
 }
 
 /// Make `dir` exist, private (0700) if it is new.
 ///
-/// Only a directory this call creates is made private: a socket placed in an
+/// Only the last component is created: a mistyped path
+/// (`--socket /nonexistent/dir/x.sock`) is refused, naming the missing
+/// parent, instead of silently creating a tree of directories. Only a
+/// directory this call creates is made private: a socket placed in an
 /// existing directory (`--socket /tmp/x.sock`) must not change that
 /// directory's mode; the socket itself is 0600.
 pub fn private_dir(dir: &Path) -> Result<()> {
+    create_last_component(dir, 0o700)
+}
+
+/// Create `dir` with `mode` if it does not exist, but not its parents: a
+/// missing parent is an error that names it.
+pub fn create_last_component(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot make {} private (0700)", dir.display()))
+    match std::fs::DirBuilder::new().mode(mode).create(dir) {
+        Ok(()) => {
+            // The umask may have taken bits away; never added any.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot set the mode of {}", dir.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = dir.parent().unwrap_or(Path::new("/"));
+            bail!(
+                "cannot create {}: its parent directory {} does not exist (create it first, or choose another path)",
+                dir.display(),
+                parent.display()
+            )
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
 }
 
 /// Run the daemon until killed.

@@ -28,11 +28,11 @@ pub struct GuestArgs {
     prefixes: Vec<Grant>,
 
     /// Most boxes the guest may have at once.
-    #[arg(long, default_value_t = Quotas::DEFAULT_MAX_BOXES)]
+    #[arg(long, default_value_t = Quotas::DEFAULT_MAX_BOXES, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
     max_boxes: usize,
 
     /// Most entries one box of the guest may hold.
-    #[arg(long = "max-entries", default_value_t = Quotas::DEFAULT_MAX_ENTRIES_PER_BOX)]
+    #[arg(long = "max-entries", default_value_t = Quotas::DEFAULT_MAX_ENTRIES_PER_BOX, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
     max_entries_per_box: usize,
 
     /// Give the guest a host directory: `HOST::GUEST`, or `HOST` at the same

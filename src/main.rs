@@ -10,6 +10,7 @@ mod emulate;
 mod grant_args;
 mod guest;
 mod ls;
+mod numbers;
 mod run;
 mod serve;
 mod systemd;
@@ -50,7 +51,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Colour only on a terminal (not in a log file: the daemon's log, a
+    // journal), and never with NO_COLOR set (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FDBOX_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("fdbox=info,warn")),
@@ -73,9 +79,18 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("fdbox: error: {error:#}");
-            ExitCode::from(2)
+            refused()
         }
     }
+}
+
+/// The exit code of every `fdbox` command that refused or failed what it was
+/// asked (a bad command line, a missing file, a request the service or the
+/// daemon refused), with one `fdbox: error: ...` line on stderr. The same as
+/// clap's for a bad command line. `fdbox run` and `serve` otherwise exit
+/// with the guest's code (134 for a trap), `emulate` with the program's.
+pub fn refused() -> ExitCode {
+    ExitCode::from(2)
 }
 
 /// Let quotas, not the kernel's soft fd limit, decide how many fds boxes may

@@ -22,7 +22,7 @@ pub struct RunArgs {
     restart: Restart,
 
     /// How many times --restart may run the guest again.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = crate::numbers::count::<u32>)]
     max_restarts: u32,
 
     /// The component to run (a `wasi:cli` command).

@@ -59,12 +59,12 @@ pub struct ServeArgs {
 
     /// How long an instance asked to hand over may take before it is
     /// stopped.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, allow_negative_numbers = true, value_parser = crate::numbers::seconds)]
     handover_timeout: f64,
 
     /// How long a new version may take to say it is ready before the
     /// upgrade is rolled back.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, allow_negative_numbers = true, value_parser = crate::numbers::seconds)]
     ready_timeout: f64,
 
     #[command(flatten)]

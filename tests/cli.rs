@@ -1,6 +1,6 @@
 //! The `fdbox` CLI running the real guest components.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn fdbox(args: &[&str]) -> Output {
@@ -40,11 +40,12 @@ fn probe(host_args: &[&str], steps: &[&str]) -> Vec<String> {
     stdout(&out).lines().map(str::to_owned).collect()
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fdbox-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "../host/tests/support/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
+fn tempdir(tag: &str) -> TempDir {
+    TempDir::new(&format!("cli-{tag}"))
 }
 
 #[test]
@@ -496,4 +497,149 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path.to_str().unwrap().to_owned()
+}
+
+/// Each cause once: a chain printer must not repeat a cause that a message
+/// already contains.
+fn assert_no_repeated_clause(err: &str) {
+    let clauses: Vec<&str> = err
+        .trim()
+        .split(": ")
+        .map(str::trim)
+        .filter(|c| c.len() > 12)
+        .collect();
+    for (i, clause) in clauses.iter().enumerate() {
+        assert!(
+            !clauses[i + 1..].contains(clause),
+            "{clause:?} is printed twice in: {err}"
+        );
+    }
+}
+
+#[test]
+fn errors_print_each_cause_once() {
+    let dir = tempdir("once");
+    let socket = dir.join("nobody.sock");
+    let out = Command::new(env!("CARGO_BIN_EXE_fdbox"))
+        .args(["ls", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let err = error_line(&out);
+    assert!(err.contains("nobody.sock"), "{err}");
+    assert_no_repeated_clause(&err);
+
+    for device in ["kernel", "liveupdate"] {
+        let out = fdbox(&["run", "--device", device, fdbox_guest_artifacts::PROBE]);
+        let err = error_line(&out);
+        assert_no_repeated_clause(&err);
+    }
+}
+
+#[test]
+fn negative_numbers_get_a_plain_message() {
+    for (flag, value) in [
+        ("--max-entries", "-1"),
+        ("--max-boxes", "-5"),
+        ("--max-restarts", "-1"),
+    ] {
+        let out = fdbox(&["run", flag, value, fdbox_guest_artifacts::PROBE]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("{value} is negative")), "{err}");
+        assert!(!err.contains("'-- "), "no tip to pass it after --: {err}");
+    }
+    let out = fdbox(&["serve", "--handover-timeout", "-1", "x.wasm"]);
+    assert!(stderr(&out).contains("-1 is negative"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_missing_parent_directory_is_named_not_created() {
+    let dir = tempdir("parents");
+    let missing = dir.join("no/such");
+    let out = Command::new(env!("CARGO_BIN_EXE_fdbox"))
+        .args(["daemon", "--socket"])
+        .arg(missing.join("fdbox.sock"))
+        .output()
+        .unwrap();
+    let err = error_line(&out);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!dir.join("no").exists(), "created {}", dir.join("no").display());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_fdbox"))
+        .args(["emulate", "--state-dir"])
+        .arg(&missing)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let err = error_line(&out);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!dir.join("no").exists());
+
+    // The last component alone is created, private.
+    let out = Command::new(env!("CARGO_BIN_EXE_fdbox"))
+        .args(["emulate", "--state-dir"])
+        .arg(dir.join("state"))
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.join("state")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn no_colour_when_the_log_is_not_a_terminal() {
+    let out = Command::new(env!("CARGO_BIN_EXE_fdbox"))
+        .args(["run", "--device", "memory", fdbox_guest_artifacts::COUNTER])
+        .env("FDBOX_LOG", "debug")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("INFO") || err.contains("DEBUG"), "{err}");
+    assert!(!err.contains('\u{1b}'), "escape codes in a log: {err:?}");
+}
+
+#[test]
+fn guest_examples_name_what_the_host_must_grant() {
+    // No --box grant: the counter says which box and which flag.
+    let out = fdbox(&["run", fdbox_guest_artifacts::COUNTER, "--", "--box", "tally"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("open box \"tally\" failed: access-denied") && err.contains("--box tally"),
+        "{err}"
+    );
+    // No --listen grant: kv-service says which listener and which flag.
+    let out = fdbox(&["run", "--box", "kv", fdbox_guest_artifacts::KV_V1]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("--listen main=ADDR"), "{err}");
+}
+
+#[test]
+fn one_place_says_where_the_guest_toolchains_are() {
+    // With and without a shared target directory, the script that installs
+    // the toolchains names the same place, and it is the place the guest
+    // build used.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-examples/toolchains.sh");
+    let expected = format!(
+        "componentize-py={}\ncomponentize-js={}\n",
+        fdbox_guest_artifacts::COMPONENTIZE_PY,
+        fdbox_guest_artifacts::COMPONENTIZE_JS
+    );
+    for target_dir in [None, Some("/tmp/some-shared-target")] {
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script).arg("--paths");
+        match target_dir {
+            Some(dir) => cmd.env("CARGO_TARGET_DIR", dir),
+            None => cmd.env_remove("CARGO_TARGET_DIR"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), expected, "CARGO_TARGET_DIR={target_dir:?}");
+    }
+    assert!(Path::new(fdbox_guest_artifacts::COMPONENTIZE_PY).is_file());
+    assert!(!Path::new("/tmp/some-shared-target").exists());
 }

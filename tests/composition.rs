@@ -41,11 +41,12 @@ fn lines(out: &Output) -> Vec<String> {
     text(&out.stdout).lines().map(str::to_owned).collect()
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fdbox-composition-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "../host/tests/support/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
+fn tempdir(tag: &str) -> TempDir {
+    TempDir::new(&format!("composition-{tag}"))
 }
 
 /// `fdbox run HOST_ARGS COMPONENT -- STEPS`: the probe's lines.
@@ -76,11 +77,13 @@ fn script(component: &str, host_args: &[&str], script: &[(&[&str], &str)]) {
 struct Daemon {
     child: Child,
     socket: PathBuf,
+    _dir: TempDir,
 }
 
 impl Daemon {
     fn start(tag: &str) -> Self {
-        let socket = tempdir(tag).join("run/fdbox.sock");
+        let dir = tempdir(tag);
+        let socket = dir.join("run/fdbox.sock");
         let child = Command::new(FDBOX)
             .args(["daemon", "--socket"])
             .arg(&socket)
@@ -94,7 +97,11 @@ impl Daemon {
             assert!(Instant::now() < deadline, "daemon not listening: {e}");
             std::thread::sleep(Duration::from_millis(10));
         }
-        Self { child, socket }
+        Self {
+            child,
+            socket,
+            _dir: dir,
+        }
     }
 
     /// `--device daemon --socket S` then `grant`.

@@ -18,11 +18,10 @@ use conformance::{content, memfd, name};
 
 const FDBOX: &str = env!("CARGO_BIN_EXE_fdbox");
 
-fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fdbox-daemon-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+use conformance::TempDir;
+
+fn tempdir(tag: &str) -> TempDir {
+    TempDir::new(&format!("daemon-{tag}"))
 }
 
 /// An `fdbox daemon` on a private socket, killed when dropped.
@@ -30,6 +29,7 @@ struct Daemon {
     child: Child,
     socket: PathBuf,
     log: PathBuf,
+    _dir: TempDir,
 }
 
 impl Daemon {
@@ -44,7 +44,12 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let daemon = Self { child, socket, log };
+        let daemon = Self {
+            child,
+            socket,
+            log,
+            _dir: dir,
+        };
         daemon.device();
         daemon
     }

@@ -26,11 +26,10 @@ mod conformance;
 
 use conformance::{memfd, name};
 
-fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fdbox-restart-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+use conformance::TempDir;
+
+fn tempdir(tag: &str) -> TempDir {
+    TempDir::new(&format!("restart-{tag}"))
 }
 
 fn content(handle: &Handle) -> String {

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fdbox-emulate-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "../host/tests/support/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
+fn tempdir(tag: &str) -> TempDir {
+    TempDir::new(&format!("emulate-{tag}"))
 }
 
 /// tests/c/`name`.c, compiled (once per test binary, in `cell`).

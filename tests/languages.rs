@@ -22,11 +22,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fdbox-languages-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "../host/tests/support/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
+fn tempdir(tag: &str) -> TempDir {
+    TempDir::new(&format!("languages-{tag}"))
 }
 
 fn guests(scenario: &str) -> Vec<ScenarioGuest> {

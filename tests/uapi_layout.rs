@@ -11,7 +11,6 @@ use fdbox_host::kernel::liveupdate_uapi::*;
 use fdbox_host::kernel::uapi::*;
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
-use std::path::PathBuf;
 use std::process::Command;
 
 /// The C side of FDBox: the spec's table as a header would write it.
@@ -336,11 +335,12 @@ fn fdbox_rust_values() -> Vec<(&'static str, u64)> {
 }
 
 /// A fresh directory for the C program `tag`.
-fn scratch_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fdbox-uapi-layout-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    dir
+#[path = "../host/tests/support/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
+fn scratch_dir(tag: &str) -> TempDir {
+    TempDir::new(&format!("uapi-layout-{tag}"))
 }
 
 /// Compile and run the C program `c_source`; its values by key.

@@ -245,9 +245,9 @@ fn bad_upgrades_are_refused_and_change_nothing() {
     let load = Load::start(LoadConfig::new(service.addr, 10));
     assert_load_healthy(&load, &service, "the start");
 
-    let text = service.dir.0.join("not-a-component.wasm");
+    let text = service.dir.join("not-a-component.wasm");
     std::fs::write(&text, "this is not a component\n").unwrap();
-    let missing = service.dir.0.join("missing.wasm");
+    let missing = service.dir.join("missing.wasm");
     let cases = [
         ("a missing file", missing.to_str().unwrap()),
         ("a text file", text.to_str().unwrap()),
@@ -270,7 +270,7 @@ fn bad_upgrades_are_refused_and_change_nothing() {
     }
 
     // No service behind the control socket.
-    let absent = service.dir.0.join("absent.sock");
+    let absent = service.dir.join("absent.sock");
     for args in [
         vec![
             "upgrade".into(),
@@ -287,9 +287,10 @@ fn bad_upgrades_are_refused_and_change_nothing() {
         let outcome = fdbox(&args);
         let error = outcome.stderr.trim();
         eprintln!("{FDBOX} {args:?} without a service: {error}");
-        assert!(
-            !outcome.status.success(),
-            "{args:?} succeeded without a service"
+        assert_eq!(
+            outcome.status.code(),
+            Some(2),
+            "{args:?} without a service must exit 2"
         );
         assert_one_line("no service", error);
     }

@@ -1,6 +1,6 @@
 //! Builds every guest example and writes the paths of the resulting
 //! components to `$OUT_DIR/artifacts.rs`: the one entry point for tests,
-//! benchmarks and users (`cargo run -p fdbox-guest-artifacts` builds them
+//! benchmarks and users (`cargo run --bin fdbox-guest-artifacts` builds them
 //! and lists them).
 //!
 //! One module per language, each returning its [`Artifact`]s: Rust

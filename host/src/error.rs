@@ -150,9 +150,11 @@ pub enum Error {
     /// A quota was reached.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
-    /// The device failed.
+    /// The device failed. The cause is part of the message, not a separate
+    /// `source()`: a guest sees the message alone, and a chain printer
+    /// (`anyhow`'s `{:#}`) would print the cause twice.
     #[error("fdbox device unavailable: {0}")]
-    Device(#[source] io::Error),
+    Device(io::Error),
     /// A device in another process (the holder daemon) refused, and said why.
     #[error("{message}")]
     Remote {

@@ -238,7 +238,7 @@ struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn new(dir: &'a Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::daemon::create_last_component(dir, 0o700)?;
         let generation = format!(
             "{}-{}",
             std::process::id(),

@@ -22,28 +22,9 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `fdbox upgrade` and `fdbox stop` may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A directory of its own under the system's temp directory, removed when
-/// dropped unless a panic is unwinding (its logs then stay for a look).
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("fdbox-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept {} for a look", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
+#[path = "../../host/tests/support/temp_dir.rs"]
+mod temp_dir;
+pub use temp_dir::TempDir;
 
 /// A child process that is killed and reaped when dropped.
 pub struct Proc {
@@ -230,10 +211,10 @@ impl Service {
     /// later start too).
     pub fn start_with(tag: &str, component: &str, extra: &[&str]) -> Service {
         let dir = TempDir::new(tag);
-        let daemon_socket = dir.0.join("daemon.sock");
+        let daemon_socket = dir.join("daemon.sock");
         let mut cmd = Command::new(FDBOX);
         cmd.arg("daemon").arg("--socket").arg(&daemon_socket);
-        let mut daemon = Proc::spawn("fdbox daemon", cmd, &dir.0.join("daemon.log"));
+        let mut daemon = Proc::spawn("fdbox daemon", cmd, &dir.join("daemon.log"));
         let deadline = Instant::now() + START_TIMEOUT;
         while fdbox_host::daemon::DaemonDevice::connect(&daemon_socket).is_err() {
             assert!(
@@ -250,7 +231,7 @@ impl Service {
             logs: Vec::new(),
             addr: free_addr(),
             daemon_socket,
-            control: dir.0.join("control.sock"),
+            control: dir.join("control.sock"),
             dir,
         };
         service.start_serve(component, Device::Daemon);
@@ -286,7 +267,7 @@ impl Service {
     /// the service answers `PING` on a new connection.
     pub fn start_serve(&mut self, component: &str, device: Device) {
         assert!(self.serve.is_none(), "fdbox serve is already running");
-        let log = self.dir.0.join(format!("serve-{}.log", self.logs.len()));
+        let log = self.dir.join(format!("serve-{}.log", self.logs.len()));
         self.logs.push(log.clone());
         let mut cmd = Command::new(FDBOX);
         cmd.args(self.serve_args(component, device));
@@ -335,6 +316,12 @@ impl Service {
                 message: printed,
             })
         } else {
+            // One exit code for every refusal (README, "Exit codes").
+            assert_eq!(
+                outcome.status.code(),
+                Some(2),
+                "a refused upgrade exits 2: {printed}"
+            );
             Err(printed)
         }
     }

@@ -1,4 +1,4 @@
-//! `cargo run -p fdbox-guest-artifacts`: build every guest example (the
+//! `cargo run --bin fdbox-guest-artifacts`: build every guest example (the
 //! build script does) and print where each component is.
 
 fn main() {

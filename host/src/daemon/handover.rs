@@ -225,7 +225,15 @@ pub enum ManifestError {
     },
     /// The memfd could not be read.
     #[error("cannot read the manifest: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+// Not `#[from]`, which would also make the cause the `source()`, printed
+// twice by a chain printer.
+impl From<io::Error> for ManifestError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
 }
 
 struct Reader<'a> {
@@ -461,12 +469,12 @@ pub enum RecoverError {
     #[error("the holder already holds boxes; recover into a new one")]
     NotEmpty,
     /// A manifest could not be read.
-    #[error("the manifest {fd_name:?} cannot be used: {source}")]
+    #[error("the manifest {fd_name:?} cannot be used: {error}")]
     Manifest {
         /// Its fd name.
         fd_name: String,
-        /// What is wrong with it.
-        source: ManifestError,
+        /// What is wrong with it (in the message, so not a `source()`).
+        error: ManifestError,
     },
     /// Two manifests claim to be the newest.
     #[error("two manifests have generation {0}: the hand-over is inconsistent")]
@@ -486,12 +494,12 @@ pub enum RecoverError {
         expected: HandleKind,
     },
     /// An fd could not be examined.
-    #[error("cannot examine the fd {fd_name:?}: {source}")]
+    #[error("cannot examine the fd {fd_name:?}: {error}")]
     Fd {
         /// The fd name.
         fd_name: String,
-        /// Why.
-        source: io::Error,
+        /// Why (in the message, so not a `source()`).
+        error: io::Error,
     },
 }
 
@@ -731,9 +739,9 @@ impl Holder {
         let mut newest: Option<(String, Manifest)> = None;
         let mut superseded = Vec::new();
         for (fd_name, fd) in &manifests {
-            let manifest = Manifest::read(fd.as_fd()).map_err(|source| RecoverError::Manifest {
+            let manifest = Manifest::read(fd.as_fd()).map_err(|error| RecoverError::Manifest {
                 fd_name: fd_name.clone(),
-                source,
+                error,
             })?;
             match &newest {
                 Some((_, best)) if best.generation == manifest.generation => {
@@ -770,7 +778,7 @@ impl Holder {
             if let Some(fd) = by_name.get(&e.fd_name) {
                 let stat = rustix::fs::fstat(fd).map_err(|err| RecoverError::Fd {
                     fd_name: e.fd_name.clone(),
-                    source: err.into(),
+                    error: err.into(),
                 })?;
                 let is_dir = rustix::fs::FileType::from_raw_mode(stat.st_mode).is_dir();
                 if is_dir != (e.kind == HandleKind::Directory) {

@@ -9,6 +9,10 @@
 
 pub mod kernel;
 
+#[path = "../support/temp_dir.rs"]
+mod temp_dir;
+pub use temp_dir::TempDir;
+
 use fdbox_host::device::{Device, Refused};
 use fdbox_host::{ErrorCode, FdboxCtx, Grant, Handle, HandleKind, Name, Permissions, Quotas};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -635,15 +639,7 @@ pub fn batches_larger_than_one_message_move_whole(d: Arc<dyn Device>) {
     assert!(open_fds_settle_at(before), "every fd moved and was closed");
 }
 
-/// A fresh directory for one test.
-pub fn tempdir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "fdbox-conformance-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test, removed when dropped.
+pub fn tempdir() -> TempDir {
+    TempDir::new("conformance")
 }

@@ -31,8 +31,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), String> {
-    // Whether opening or creating it failed, the message is the same.
-    let bx = open_or_create(BOX).map_err(|e| format!("open box {BOX}: {}", e.code.name()))?;
+    let bx = open_or_create(BOX).map_err(|e| e.to_string())?;
 
     // A sealed box means an earlier instance got as far as its checkpoint.
     let sealed = bx

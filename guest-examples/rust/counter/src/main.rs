@@ -62,7 +62,7 @@ fn main() -> ExitCode {
 /// One checkpointed increment; returns the new count.
 fn step(box_name: &str) -> Result<u64, Failure> {
     // `e.op` tells "open box" from "create box" failures.
-    let bx = open_or_create(box_name).map_err(|e| Failure::new(e.op, e.code.name()))?;
+    let bx = open_or_create(box_name).map_err(|e| Failure(e.to_string()))?;
     if bx.is_sealed().or_fail("is-sealed")? {
         bx.unseal().or_fail("unseal")?;
     }
@@ -130,21 +130,19 @@ fn parse_number(flag: &str, value: &str) -> Result<u64, String> {
         .map_err(|_| format!("{flag}: not a number: {value:?}"))
 }
 
-/// An operation that failed, with the WIT `error-code` it failed with.
-struct Failure {
-    op: &'static str,
-    code: &'static str,
-}
+/// An operation that failed: what failed, with the WIT `error-code` it
+/// failed with.
+struct Failure(String);
 
 impl Failure {
-    fn new(op: &'static str, code: &'static str) -> Self {
-        Failure { op, code }
+    fn new(op: &str, code: &str) -> Self {
+        Failure(format!("{op} failed: {code}"))
     }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} failed: {}", self.op, self.code)
+        f.write_str(&self.0)
     }
 }
 

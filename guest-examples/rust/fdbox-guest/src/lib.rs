@@ -103,25 +103,42 @@ pub fn preopen(path: &str) -> Option<Descriptor> {
 /// A guest that checkpoints into a box needs the same box on its first run
 /// (none yet) and after a restart (one left by the earlier instance).
 pub fn open_or_create(name: &str) -> Result<boxes::Box, OpenOrCreateError> {
+    let error = |op, code| OpenOrCreateError {
+        op,
+        name: name.to_owned(),
+        code,
+    };
     match boxes::Box::open(name) {
         Err(types::ErrorCode::NotFound) => {
-            boxes::Box::create(name).map_err(|code| OpenOrCreateError {
-                op: "create box",
-                code,
-            })
+            boxes::Box::create(name).map_err(|code| error("create box", code))
         }
-        other => other.map_err(|code| OpenOrCreateError {
-            op: "open box",
-            code,
-        }),
+        other => other.map_err(|code| error("open box", code)),
     }
 }
 
-/// Why [`open_or_create`] failed: which call did, and with what code.
+/// Why [`open_or_create`] failed: which call did, on which box, and with
+/// what code. Its `Display` names the box and, for `access-denied`, what the
+/// host has to grant.
 #[derive(Debug)]
 pub struct OpenOrCreateError {
     /// The call that failed: `"open box"` or `"create box"`.
     pub op: &'static str,
+    /// The box.
+    pub name: String,
     /// The error code it failed with.
     pub code: types::ErrorCode,
+}
+
+impl std::fmt::Display for OpenOrCreateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { op, name, code } = self;
+        write!(f, "{op} {name:?} failed: {}", code.name())?;
+        match code {
+            types::ErrorCode::AccessDenied => write!(
+                f,
+                " (the host did not grant this guest box {name:?}: run it with --box {name})"
+            ),
+            _ => Ok(()),
+        }
+    }
 }

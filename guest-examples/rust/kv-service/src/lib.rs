@@ -270,7 +270,7 @@ impl Service {
     /// tells the host this instance is ready.
     fn take_over(version: Version) -> Result<Self, Failure> {
         let box_name = std::env::var(BOX_ENV).unwrap_or_else(|_| DEFAULT_BOX.to_string());
-        let bx = open_or_create(&box_name).map_err(|e| Failure::code(e.op, e.code.name()))?;
+        let bx = open_or_create(&box_name).map_err(|e| Failure(e.to_string()))?;
         if bx.is_sealed().or_fail("is-sealed")? {
             bx.unseal().or_fail("unseal")?;
         }
@@ -293,7 +293,14 @@ impl Service {
         let listener = match taken.remove(LISTENER) {
             Some(boxes::Handle::TcpListener(listener)) => listener,
             Some(_) => return Err(Failure::wrong_kind(LISTENER)),
-            None => sockets::listener(LISTENER_GRANT).or_fail("listener")?,
+            None => sockets::listener(LISTENER_GRANT).map_err(|code| match code {
+                types::ErrorCode::AccessDenied => Failure(format!(
+                    "listener {LISTENER_GRANT:?} failed: access-denied (the host granted no \
+                     listener of that name: run it with fdbox serve --listen \
+                     {LISTENER_GRANT}=ADDR)"
+                )),
+                code => Failure::code("listener", code.name()),
+            })?,
         };
         let store = match read_memory_file(taken.remove(STATE), STATE)? {
             Some(bytes) => decode_state(&bytes).ok_or(Failure::corrupt(STATE))?,
