@@ -23,17 +23,17 @@
 //! one. Without `--bench` (as `cargo test --benches` runs it, unoptimized) it
 //! runs every path a few times and prints one line and no figures.
 
-use fdbox_host::daemon::DaemonDevice;
+use fdbox_host::DaemonDevice;
 use fdbox_host::device::Device;
-use fdbox_host::kernel::liveupdate_uapi::{
+use fdbox_host::device::kernel::liveupdate_uapi::{
     LIVEUPDATE_DEVICE, LIVEUPDATE_IOCTL_CREATE_SESSION, LIVEUPDATE_SESSION_PRESERVE_FD,
     LiveupdateSession, LiveupdateSessionFd, session_name_field,
 };
-use fdbox_host::kernel::uapi::{
+use fdbox_host::device::kernel::uapi::{
     CONTROL_DEVICE, DEVICE_DIR, FDBOX_CREATE_BOX, FDBOX_DELETE_BOX, FDBOX_GET_FD, FDBOX_PUT_FD,
     FDBOX_SEAL, FDBOX_UNSEAL, FdboxCreateBox, FdboxGetFd, FdboxPutFd, name_field,
 };
-use fdbox_host::kernel::{FdboxDevice, LiveUpdateDevice};
+use fdbox_host::device::kernel::{FdboxDevice, LiveUpdateDevice};
 use fdbox_host::{Handle, Name};
 use rustix::fs::{MemfdFlags, Mode, OFlags};
 use std::collections::BTreeMap;

@@ -29,15 +29,18 @@ fn main() {
             // WASI's types are wasmtime-wasi's own, so the descriptors fdbox
             // takes and returns are the ones the guest's WASI imports use.
             ("wasi", "wasmtime_wasi::p2::bindings"),
-            ("fdbox:fdbox/boxes.box", "crate::bindings::BoxRef"),
-            ("fdbox:fdbox/boxes.box-fd", "crate::bindings::BoxFdRef"),
+            ("fdbox:fdbox/boxes.box", "crate::wasm::bindings::BoxRef"),
+            (
+                "fdbox:fdbox/boxes.box-fd",
+                "crate::wasm::bindings::BoxFdRef",
+            ),
             (
                 "fdbox:fdbox/sockets.tcp-listener",
-                "crate::sockets::TcpListener",
+                "crate::wasm::sockets::TcpListener",
             ),
             (
                 "fdbox:fdbox/sockets.tcp-connection",
-                "crate::sockets::TcpConnection",
+                "crate::wasm::sockets::TcpConnection",
             ),
         ]
         .into_iter()

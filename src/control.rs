@@ -25,7 +25,7 @@ impl ControlArgs {
     /// The socket's path.
     pub fn path(&self) -> PathBuf {
         self.path.clone().unwrap_or_else(|| {
-            fdbox_host::daemon::default_socket_path().with_file_name("serve.sock")
+            fdbox_host::device::daemon::default_socket_path().with_file_name("serve.sock")
         })
     }
 }

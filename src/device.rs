@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use fdbox_host::daemon::{DaemonDevice, default_socket_path};
-use fdbox_host::kernel::{FdboxDevice, LiveUpdateDevice};
+use fdbox_host::device::daemon::{DaemonDevice, default_socket_path};
+use fdbox_host::device::kernel::{FdboxDevice, LiveUpdateDevice};
 use fdbox_host::{Device, MemoryDevice};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -71,8 +71,12 @@ impl DeviceArgs {
     pub fn open(&self) -> Result<Arc<dyn Device>> {
         Ok(match self.kind() {
             DeviceKind::Memory => Arc::new(MemoryDevice::new()),
-            DeviceKind::Kernel => Arc::new(FdboxDevice::open()?),
-            DeviceKind::Liveupdate => Arc::new(LiveUpdateDevice::open()?),
+            DeviceKind::Kernel => Arc::new(FdboxDevice::open().context(
+                "--device kernel: run under `fdbox emulate` to emulate it, or use --device daemon",
+            )?),
+            DeviceKind::Liveupdate => Arc::new(LiveUpdateDevice::open().context(
+                "--device liveupdate: run under `fdbox emulate --device liveupdate` to emulate it, or use --device daemon",
+            )?),
             DeviceKind::Daemon => Arc::new(connect_or_start(&self.socket_path())?),
         })
     }

@@ -42,7 +42,7 @@ fn split_perms<'a>(flag: &str, value: &'a str) -> Result<(&'a str, Permissions),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fdbox_host::grant::Scope;
+    use fdbox_host::wasm::grant::Scope;
 
     #[test]
     fn names_and_permissions() {
@@ -65,10 +65,20 @@ mod tests {
         assert!(parse_box("a:steal").unwrap_err().contains("\"steal\""));
         assert!(parse_prefix("").unwrap_err().contains("empty"));
         let rw = parse_box("counter:rw").unwrap_err();
-        assert!(rw.starts_with("--box \"counter:rw\": unknown permission \"rw\""), "{rw}");
-        assert!(rw.contains("create, delete, put, get, seal, unseal"), "{rw}");
+        assert!(
+            rw.starts_with("--box \"counter:rw\": unknown permission \"rw\""),
+            "{rw}"
+        );
+        assert!(
+            rw.contains("create, delete, put, get, seal, unseal"),
+            "{rw}"
+        );
         assert!(rw.contains("counter:put,get"), "{rw}");
         assert!(rw.contains("'counter:rw:all'"), "{rw}");
-        assert!(parse_prefix("svc.:x").unwrap_err().starts_with("--box-prefix"));
+        assert!(
+            parse_prefix("svc.:x")
+                .unwrap_err()
+                .starts_with("--box-prefix")
+        );
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use fdbox_host::Device;
-use fdbox_host::daemon::{DaemonDevice, default_socket_path};
+use fdbox_host::device::daemon::{DaemonDevice, default_socket_path};
 use std::path::PathBuf;
 
 /// Arguments of `fdbox ls`.

@@ -14,7 +14,6 @@ mod numbers;
 mod run;
 mod serve;
 mod systemd;
-mod upgrade;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

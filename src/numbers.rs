@@ -7,7 +7,9 @@ use std::str::FromStr;
 /// A count: a whole number from 0 up.
 pub fn count<T: FromStr>(value: &str) -> Result<T, String> {
     if value.trim_start().starts_with('-') {
-        return Err(format!("{value} is negative; give a whole number from 0 up"));
+        return Err(format!(
+            "{value} is negative; give a whole number from 0 up"
+        ));
     }
     value
         .parse()
@@ -18,8 +20,12 @@ pub fn count<T: FromStr>(value: &str) -> Result<T, String> {
 pub fn seconds(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(s) if s.is_finite() && s >= 0.0 && s <= 1e9 => Ok(s),
-        Ok(s) if s < 0.0 => Err(format!("{value} is negative; give a number of seconds from 0 up")),
-        _ => Err(format!("{value:?} is not a number of seconds; give one like 5 or 0.5")),
+        Ok(s) if s < 0.0 => Err(format!(
+            "{value} is negative; give a number of seconds from 0 up"
+        )),
+        _ => Err(format!(
+            "{value:?} is not a number of seconds; give one like 5 or 0.5"
+        )),
     }
 }
 
@@ -30,11 +36,26 @@ mod tests {
     #[test]
     fn negative_and_malformed_values_say_so() {
         assert_eq!(count::<usize>("12"), Ok(12));
-        assert_eq!(count::<usize>("-1").unwrap_err(), "-1 is negative; give a whole number from 0 up");
-        assert!(count::<u32>("x").unwrap_err().contains("not a whole number"));
+        assert_eq!(
+            count::<usize>("-1").unwrap_err(),
+            "-1 is negative; give a whole number from 0 up"
+        );
+        assert!(
+            count::<u32>("x")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
         assert_eq!(seconds("0.5"), Ok(0.5));
         assert!(seconds("-1").unwrap_err().contains("negative"));
-        assert!(seconds("NaN").unwrap_err().contains("not a number of seconds"));
-        assert!(seconds("inf").unwrap_err().contains("not a number of seconds"));
+        assert!(
+            seconds("NaN")
+                .unwrap_err()
+                .contains("not a number of seconds")
+        );
+        assert!(
+            seconds("inf")
+                .unwrap_err()
+                .contains("not a number of seconds")
+        );
     }
 }

@@ -28,7 +28,7 @@ use crate::control::{self, ControlArgs, Request};
 use crate::guest::{self, GuestArgs, Outcome};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use fdbox_host::lifecycle::{self, Lifecycle, Progress};
+use fdbox_host::wasm::lifecycle::{self, Lifecycle, Progress};
 use fdbox_host::{Device, FdboxCtx, HandleKind, ListenerGrants, WasiFdbox};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

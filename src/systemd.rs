@@ -4,7 +4,7 @@
 //! line with its boxes.
 
 use anyhow::{Context, Result, bail};
-use fdbox_host::daemon::handover::FdStore;
+use fdbox_host::daemon::FdStore;
 use rustix::io::FdFlags;
 use rustix::net::{
     AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,

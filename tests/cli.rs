@@ -564,7 +564,11 @@ fn a_missing_parent_directory_is_named_not_created() {
         .unwrap();
     let err = error_line(&out);
     assert!(err.contains("does not exist"), "{err}");
-    assert!(!dir.join("no").exists(), "created {}", dir.join("no").display());
+    assert!(
+        !dir.join("no").exists(),
+        "created {}",
+        dir.join("no").display()
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_fdbox"))
         .args(["emulate", "--state-dir"])
@@ -585,7 +589,10 @@ fn a_missing_parent_directory_is_named_not_created() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(dir.join("state")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.join("state"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
 
@@ -604,7 +611,13 @@ fn no_colour_when_the_log_is_not_a_terminal() {
 #[test]
 fn guest_examples_name_what_the_host_must_grant() {
     // No --box grant: the counter says which box and which flag.
-    let out = fdbox(&["run", fdbox_guest_artifacts::COUNTER, "--", "--box", "tally"]);
+    let out = fdbox(&[
+        "run",
+        fdbox_guest_artifacts::COUNTER,
+        "--",
+        "--box",
+        "tally",
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(

@@ -8,7 +8,7 @@
 //! `fdbox ls`) on the same holder daemon sees what it did under the
 //! prefixed names.
 
-use fdbox_host::daemon::DaemonDevice;
+use fdbox_host::DaemonDevice;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};

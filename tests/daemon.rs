@@ -1,8 +1,8 @@
 //! The holder daemon as a process: hosts that die, clients that misbehave,
 //! peers of another user, and `fdbox ls`.
 
-use fdbox_host::daemon::wire::{Frame, Head, MORE, Op, Record, Status, VERSION};
-use fdbox_host::daemon::{DaemonDevice, transport};
+use fdbox_host::device::daemon::wire::{Frame, Head, MORE, Op, Record, Status, VERSION};
+use fdbox_host::device::daemon::{DaemonDevice, transport};
 use fdbox_host::{Device, Handle};
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, OwnedFd};

@@ -2,8 +2,8 @@
 //! store (this test plays systemd: socket activation, the notification
 //! socket, the store), and in place on SIGHUP.
 
-use fdbox_host::daemon::handover::{MANIFEST_FD_PREFIX, Manifest};
-use fdbox_host::daemon::{DaemonDevice, transport};
+use fdbox_host::daemon::manifest::{MANIFEST_FD_PREFIX, Manifest};
+use fdbox_host::device::daemon::{DaemonDevice, transport};
 use fdbox_host::{Access, Device, Handle, HandleKind, Name};
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvFlags, SocketAddrUnix, SocketFlags, SocketType,
@@ -222,7 +222,7 @@ impl Notified {
 
 impl FakeSystemd {
     fn new(dir: &Path, socket: &Path) -> Self {
-        let listener = fdbox_host::daemon::transport::listen(socket).unwrap();
+        let listener = fdbox_host::device::daemon::transport::listen(socket).unwrap();
         let notify_path = dir.join("notify.sock");
         let notify = rustix::net::socket_with(
             AddressFamily::UNIX,

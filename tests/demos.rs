@@ -16,13 +16,17 @@ const FDBOX: &str = env!("CARGO_BIN_EXE_fdbox");
 fn demo(script: &str, tmp: &Path, port: Option<u16>) -> Output {
     let guests = Path::new(fdbox_guest_artifacts::COUNTER).parent().unwrap();
     let mut cmd = Command::new("bash");
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-examples").join(script))
-        .env("FDBOX_BIN", FDBOX)
-        .env("FDBOX_GUESTS", guests)
-        .env("TMPDIR", tmp)
-        .env_remove("FDBOX_SOCKET")
-        .env_remove("FDBOX_CONTROL")
-        .env_remove("FDBOX_DEVICE");
+    cmd.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("guest-examples")
+            .join(script),
+    )
+    .env("FDBOX_BIN", FDBOX)
+    .env("FDBOX_GUESTS", guests)
+    .env("TMPDIR", tmp)
+    .env_remove("FDBOX_SOCKET")
+    .env_remove("FDBOX_CONTROL")
+    .env_remove("FDBOX_DEVICE");
     if let Some(port) = port {
         cmd.env("FDBOX_DEMO_PORT", port.to_string());
     }
@@ -48,7 +52,10 @@ fn processes_using(dir: &Path) -> Vec<String> {
             };
             if bytes.windows(needle.len()).any(|w| w == needle) {
                 let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-                found.push(format!("{pid}: {}", String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+                found.push(format!(
+                    "{pid}: {}",
+                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                ));
                 break;
             }
         }
@@ -62,7 +69,11 @@ fn assert_nothing_left(tmp: &TempDir, output: &Output) {
         .flatten()
         .map(|e| e.path().display().to_string())
         .collect();
-    assert!(left.is_empty(), "left in the temp directory: {left:?}\n{}", text(&output.stderr));
+    assert!(
+        left.is_empty(),
+        "left in the temp directory: {left:?}\n{}",
+        text(&output.stderr)
+    );
     // The daemon and the service are killed and reaped before the script
     // exits: nothing may still run.
     let running = processes_using(tmp.path());
@@ -77,12 +88,23 @@ fn text(bytes: &[u8]) -> String {
 fn the_demo_counts_to_ten_through_two_crashes() {
     let tmp = TempDir::new("demo");
     let out = demo("demo.sh", &tmp, None);
-    assert!(out.status.success(), "exit {:?}\n{}\n{}", out.status, text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{}\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let mut expected: Vec<String> = (1..=10).map(|n| format!("count = {n}")).collect();
     expected.push("done at 10".into());
     let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
     assert_eq!(lines, expected);
-    assert_eq!(text(&out.stderr).matches("restarting the guest").count(), 2, "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).matches("restarting the guest").count(),
+        2,
+        "{}",
+        text(&out.stderr)
+    );
     assert_nothing_left(&tmp, &out);
 }
 
@@ -96,7 +118,12 @@ fn the_upgrade_demo_exits_0_and_leaves_nothing() {
     let tmp = TempDir::new("upgrade-demo");
     let out = demo("upgrade-demo.sh", &tmp, Some(port));
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
     // What the README shows: data, version and the connection's own count
     // survive each step; the broken version is refused and v2 serves on.
     for line in [
@@ -108,7 +135,10 @@ fn the_upgrade_demo_exits_0_and_leaves_nothing() {
     ] {
         assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
     }
-    let counts: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  COUNT ->")).collect();
+    let counts: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("  COUNT ->"))
+        .collect();
     assert_eq!(
         counts,
         [

@@ -179,7 +179,7 @@ impl Daemon {
             .expect("start fdbox daemon");
         let daemon = Daemon { child, socket };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while fdbox_host::daemon::DaemonDevice::connect(&daemon.socket).is_err() {
+        while fdbox_host::DaemonDevice::connect(&daemon.socket).is_err() {
             assert!(Instant::now() < deadline, "the daemon did not answer");
             std::thread::sleep(Duration::from_millis(10));
         }

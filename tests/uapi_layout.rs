@@ -1,14 +1,14 @@
 //! The Rust UAPI definitions of both kernel devices (FDBox's
-//! `fdbox_host::kernel::uapi`, Live Update's
-//! `fdbox_host::kernel::liveupdate_uapi`) against a C compiler: the structs
+//! `fdbox_host::device::kernel::uapi`, Live Update's
+//! `fdbox_host::device::kernel::liveupdate_uapi`) against a C compiler: the structs
 //! and request macros are written in C exactly as
 //! `shared/spec/KERNEL-UAPI.md` gives them (`_IO` from `<linux/ioctl.h>`,
 //! `__u64`/`__aligned_u64`/`__u32`/`__s32`/`__u8` from `<linux/types.h>`),
 //! compiled with the system `cc` into a temporary directory, run, and every
 //! size, offset and request number it prints must equal the Rust one.
 
-use fdbox_host::kernel::liveupdate_uapi::*;
-use fdbox_host::kernel::uapi::*;
+use fdbox_host::device::kernel::liveupdate_uapi::*;
+use fdbox_host::device::kernel::uapi::*;
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
@@ -413,7 +413,7 @@ fn assert_matches(module: &str, c: BTreeMap<String, u64>, rust: Vec<(&str, u64)>
 #[test]
 fn fdbox_uapi_matches_the_c_compiler() {
     assert_matches(
-        "fdbox_host::kernel::uapi",
+        "fdbox_host::device::kernel::uapi",
         c_values("fdbox", FDBOX_C_SOURCE),
         fdbox_rust_values(),
     );
@@ -422,7 +422,7 @@ fn fdbox_uapi_matches_the_c_compiler() {
 #[test]
 fn liveupdate_uapi_matches_the_c_compiler() {
     assert_matches(
-        "fdbox_host::kernel::liveupdate_uapi",
+        "fdbox_host::device::kernel::liveupdate_uapi",
         c_values("liveupdate", LIVEUPDATE_C_SOURCE),
         liveupdate_rust_values(),
     );

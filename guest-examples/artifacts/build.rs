@@ -98,7 +98,10 @@ impl Toolchains {
                 .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
                 .map(PathBuf::from)
                 .unwrap_or_else(|| {
-                    fail(&format!("bash {} --paths did not name {key}", script.display()))
+                    fail(&format!(
+                        "bash {} --paths did not name {key}",
+                        script.display()
+                    ))
                 })
         };
         Self {
@@ -169,8 +172,12 @@ fn main() {
          pub const COMPONENTIZE_PY: &str = {:?};\n\
          /// The ComponentizeJS package the JavaScript guests were built with.\n\
          pub const COMPONENTIZE_JS: &str = {:?};",
-        componentize_py.to_str().expect("toolchain path is not UTF-8"),
-        componentize_js.to_str().expect("toolchain path is not UTF-8"),
+        componentize_py
+            .to_str()
+            .expect("toolchain path is not UTF-8"),
+        componentize_js
+            .to_str()
+            .expect("toolchain path is not UTF-8"),
     )
     .unwrap();
     fs::write(ctx.out_dir.join("artifacts.rs"), code).unwrap();
@@ -212,7 +219,9 @@ pub fn progress(line: &str, done: bool) {
     }
     eprintln!("{line}");
     if done {
-        DONE.lock().unwrap_or_else(|e| e.into_inner()).push(line.to_owned());
+        DONE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line.to_owned());
     }
 }
 

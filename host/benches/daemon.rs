@@ -24,8 +24,9 @@
 //! --benches` runs it, unoptimized) it runs every path on 300 fds and prints
 //! one line and no figures.
 
-use fdbox_host::daemon::{DaemonDevice, Holder, Limits, transport};
+use fdbox_host::daemon::{Holder, Limits};
 use fdbox_host::device::Device;
+use fdbox_host::device::daemon::{DaemonDevice, transport};
 use fdbox_host::{FdboxCtx, Grant, Handle, MemoryDevice, Name, Quotas, WasiFdbox};
 use rustix::io::Errno;
 use rustix::net::{
@@ -855,7 +856,7 @@ fn daemon_role() {
         .current
         .unwrap_or(u64::MAX);
     println!("ready {nofile}");
-    Holder::new(Limits::from_rlimit()).serve(listener).unwrap();
+    fdbox_host::daemon::serve(&Holder::new(Limits::from_rlimit()), listener).unwrap();
 }
 
 /// `n` memfds named `e0`..., each holding its index.

@@ -78,74 +78,19 @@
 
 #![deny(missing_docs)]
 
-mod bindings;
-mod ctx;
+// The layers, bottom up: what holds boxes (`device`: the trait, the in-process,
+// daemon-client and kernel devices; no Wasmtime), the holder daemon that
+// serves a device to other processes (`daemon`), and the guest-facing
+// Wasmtime layer (`wasm`). docs/architecture.md is the map.
 pub mod daemon;
-mod descriptor_kinds;
 pub mod device;
-mod error;
-pub mod grant;
-mod handle;
-pub mod kernel;
-pub mod lifecycle;
-mod listeners;
-mod memory;
-mod name;
-pub mod sockets;
-mod wasi_fdbox;
+pub mod wasm;
 
-pub use bindings::{BoxFdRef, BoxRef};
-pub use ctx::{FdboxCtx, FdboxCtxBuilder};
-pub use device::Device;
-pub use error::{Error, ErrorCode};
-pub use grant::{Grant, Grants, Permissions, Quotas};
-pub use handle::{Access, Handle, HandleKind};
-pub use lifecycle::Lifecycle;
-pub use listeners::ListenerGrants;
-pub use memory::{HeldBox, MemoryDevice};
-pub use name::{MAX_NAME_LEN, Name};
-pub use wasi_fdbox::WasiFdbox;
-
-use wasmtime::component::{HasData, Linker, ResourceTable};
-
-/// A guest's fdbox state borrowed from its store: the context and the
-/// store's resource table (shared with `wasmtime_wasi`, which is where the
-/// descriptors fdbox takes and returns live).
-pub struct Fdbox<'a> {
-    ctx: &'a FdboxCtx,
-    table: &'a mut ResourceTable,
-}
-
-impl<'a> Fdbox<'a> {
-    /// The view of `ctx` through `table`.
-    pub fn new(ctx: &'a FdboxCtx, table: &'a mut ResourceTable) -> Self {
-        Self { ctx, table }
-    }
-}
-
-struct HasFdbox;
-
-impl HasData for HasFdbox {
-    type Data<'a> = Fdbox<'a>;
-}
-
-/// Add every `fdbox:fdbox` interface to `linker`.
-///
-/// `view` picks the guest's [`Fdbox`] out of the store's data. The functions
-/// are synchronous and never block for long, so they serve stores driven by
-/// both `wasmtime_wasi::p2::add_to_linker_sync` and `_async` linkers; the
-/// sockets ([`sockets`]) and their pollables need the tokio runtime of an
-/// async host (without one, `listener` fails with device-unavailable,
-/// saying so).
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    view: fn(&mut T) -> Fdbox<'_>,
-) -> wasmtime::Result<()> {
-    use bindings::generated::fdbox::fdbox::{boxes, lifecycle, memory_files, sockets, types};
-    types::add_to_linker::<_, HasFdbox>(linker, view)?;
-    sockets::add_to_linker::<_, HasFdbox>(linker, view)?;
-    boxes::add_to_linker::<_, HasFdbox>(linker, view)?;
-    memory_files::add_to_linker::<_, HasFdbox>(linker, view)?;
-    lifecycle::add_to_linker::<_, HasFdbox>(linker, view)?;
-    Ok(())
-}
+pub use device::daemon::DaemonDevice;
+pub use device::{
+    Access, Device, Error, ErrorCode, Handle, HandleKind, HeldBox, MAX_NAME_LEN, MemoryDevice, Name,
+};
+pub use wasm::{
+    BoxFdRef, BoxRef, Fdbox, FdboxCtx, FdboxCtxBuilder, Grant, Grants, Lifecycle, ListenerGrants,
+    Permissions, Quotas, WasiFdbox, add_to_linker,
+};

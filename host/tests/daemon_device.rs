@@ -3,7 +3,8 @@
 
 mod conformance;
 
-use fdbox_host::daemon::{DaemonDevice, Holder, Limits, transport};
+use fdbox_host::daemon::{Holder, Limits};
+use fdbox_host::device::daemon::{DaemonDevice, transport};
 use std::sync::Arc;
 
 fn daemon_device() -> Arc<DaemonDevice> {
@@ -11,7 +12,7 @@ fn daemon_device() -> Arc<DaemonDevice> {
     let path = dir.join("fdbox.sock");
     let listener = transport::listen(&path).unwrap();
     let holder = Holder::new(Limits::from_rlimit());
-    std::thread::spawn(move || holder.serve(listener));
+    std::thread::spawn(move || fdbox_host::daemon::serve(&holder, listener));
     Arc::new(DaemonDevice::connect(&path).unwrap())
 }
 

@@ -8,7 +8,7 @@
 
 use super::caller::{Caller, GONE, pending, read_struct, u32_at, u64_at};
 use super::nodes::{Node, Nodes, components};
-use fdbox_host::kernel::uapi::{
+use fdbox_host::device::kernel::uapi::{
     FDBOX_CREATE_BOX, FDBOX_DELETE_BOX, FDBOX_GET_FD, FDBOX_NAME_LEN, FDBOX_PUT_FD, FDBOX_SEAL,
     FDBOX_UNSEAL, FdboxCreateBox, FdboxGetFd, FdboxPutFd, field_name,
 };

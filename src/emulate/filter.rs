@@ -9,8 +9,8 @@
 //! the opens that are not of the device's paths continue.
 
 use super::EmulatedDevice;
-use fdbox_host::kernel::liveupdate_uapi::LIVEUPDATE_IOCTL_CREATE_SESSION;
-use fdbox_host::kernel::uapi::{FDBOX_CREATE_BOX, FDBOX_UNSEAL};
+use fdbox_host::device::kernel::liveupdate_uapi::LIVEUPDATE_IOCTL_CREATE_SESSION;
+use fdbox_host::device::kernel::uapi::{FDBOX_CREATE_BOX, FDBOX_UNSEAL};
 use libc::{
     BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, sock_filter,
 };
@@ -162,7 +162,7 @@ pub fn receive_listener(channel: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         &mut control,
         rustix::net::RecvFlags::CMSG_CLOEXEC,
     )?;
-    fdbox_host::daemon::transport::take_fds(&mut control)
+    fdbox_host::device::daemon::transport::take_fds(&mut control)
         .into_iter()
         .next()
         .ok_or_else(|| io::Error::other("the child sent no seccomp listener"))

@@ -48,7 +48,7 @@ use super::caller::{Caller, GONE, os_errno, pending, read_struct, u32_at, u64_at
 use super::driver::Outcome;
 use super::nodes::{components, identity};
 use super::state::{SavedFile, SavedSession, read_all};
-use fdbox_host::kernel::liveupdate_uapi::{
+use fdbox_host::device::kernel::liveupdate_uapi::{
     LIVEUPDATE_IOCTL_CREATE_SESSION, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, LIVEUPDATE_SESSION_FINISH,
     LIVEUPDATE_SESSION_NAME_LENGTH, LIVEUPDATE_SESSION_PRESERVE_FD, LIVEUPDATE_SESSION_RETRIEVE_FD,
     LiveupdateSession, LiveupdateSessionFd, LiveupdateSessionFinish,

@@ -216,7 +216,7 @@ impl Service {
         cmd.arg("daemon").arg("--socket").arg(&daemon_socket);
         let mut daemon = Proc::spawn("fdbox daemon", cmd, &dir.join("daemon.log"));
         let deadline = Instant::now() + START_TIMEOUT;
-        while fdbox_host::daemon::DaemonDevice::connect(&daemon_socket).is_err() {
+        while fdbox_host::DaemonDevice::connect(&daemon_socket).is_err() {
             assert!(
                 daemon.running() && Instant::now() < deadline,
                 "fdbox daemon did not come up:\n{}",

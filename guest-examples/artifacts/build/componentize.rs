@@ -38,7 +38,11 @@ impl Step<'_> {
         let _ = fs::remove_file(&stamp);
         let partial = self.component.with_extension("wasm.partial");
         let _ = fs::remove_file(&partial);
-        let name = self.component.file_name().unwrap_or_default().to_string_lossy();
+        let name = self
+            .component
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
         progress(&format!("{}: {name} ...", self.tool), false);
         let started = Instant::now();
         let status = Command::new(self.program)

@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use fdbox_host::daemon::wire::Frame;
+use fdbox_host::device::daemon::wire::Frame;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

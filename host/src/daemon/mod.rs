@@ -1,33 +1,23 @@
-//! The holder daemon: a userspace fdbox device that keeps boxes alive across
-//! host restarts, on any kernel.
+//! The holder daemon: the server that keeps boxes alive across host
+//! restarts, on any kernel, for the hosts that reach it with the `daemon`
+//! device ([`crate::device::daemon::DaemonDevice`], which owns the protocol
+//! this server speaks).
 //!
-//! [`Holder`] is the daemon (`fdbox daemon` runs one); [`DaemonDevice`] is
-//! the [`Device`](crate::Device) a host uses to reach it. They speak the
-//! versioned protocol of [`wire`] over a `SOCK_SEQPACKET` Unix socket, fds
-//! travelling with SCM_RIGHTS, up to 253 per message.
+//! The modules, each depending only on those listed before it:
+//!
+//! - [`manifest`]: the byte format that describes the held fds;
+//! - [`fd_store`]: names the fds and keeps systemd's fd store in line;
+//! - [`Holder`] (`holder.rs`): the boxes and every invariant that keeps them
+//!   whole, recovery from a hand-over included;
+//! - [`serve`], [`serve_until`] (`session.rs`): the accept loop and the
+//!   per-connection protocol.
 
-mod client;
-pub mod handover;
-mod server;
-pub mod transport;
-pub mod wire;
+pub mod fd_store;
+mod holder;
+pub mod manifest;
+mod session;
 
-pub use client::DaemonDevice;
-pub use server::{Holder, Limits, QuiesceError, Quiesced};
-
-use std::path::PathBuf;
-
-/// Where the daemon of this user listens by default: `/run/fdbox/fdbox.sock`
-/// for root, else `$XDG_RUNTIME_DIR/fdbox/fdbox.sock`, else
-/// `/tmp/fdbox-$UID/fdbox.sock`.
-pub fn default_socket_path() -> PathBuf {
-    let uid = rustix::process::geteuid();
-    let dir = if uid.is_root() {
-        PathBuf::from("/run/fdbox")
-    } else if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
-        PathBuf::from(runtime).join("fdbox")
-    } else {
-        PathBuf::from(format!("/tmp/fdbox-{}", uid.as_raw()))
-    };
-    dir.join("fdbox.sock")
-}
+pub use fd_store::FdStore;
+pub use holder::{Holder, Limits, QuiesceError, Quiesced, RecoverError, Recovery};
+pub use manifest::LISTENER_FD_NAME;
+pub use session::{serve, serve_connection, serve_until};

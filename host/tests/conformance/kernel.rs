@@ -10,8 +10,8 @@
 //! not. `FDBOX_REAL_DEVICE=1` demands the real node: no emulator, and a
 //! missing node fails.
 
+use fdbox_host::device::kernel::{FdboxDevice, LiveUpdateDevice};
 use fdbox_host::device::{BoxStatus, Capabilities, EntryInfo, RefusedBatch};
-use fdbox_host::kernel::{FdboxDevice, LiveUpdateDevice};
 use fdbox_host::{Device, Error, Handle, Name};
 use std::path::PathBuf;
 use std::process::Command;
@@ -46,8 +46,8 @@ impl Kernel {
     /// The node whose presence says the kernel has it.
     pub fn node(self) -> &'static str {
         match self {
-            Kernel::Fdbox => fdbox_host::kernel::uapi::CONTROL_DEVICE,
-            Kernel::Liveupdate => fdbox_host::kernel::liveupdate_uapi::LIVEUPDATE_DEVICE,
+            Kernel::Fdbox => fdbox_host::device::kernel::uapi::CONTROL_DEVICE,
+            Kernel::Liveupdate => fdbox_host::device::kernel::liveupdate_uapi::LIVEUPDATE_DEVICE,
         }
     }
 
@@ -243,7 +243,7 @@ pub fn a_fresh_device_reads_what_an_earlier_one_boxed(scope: &str) {
         let refused = first
             .put(
                 &open,
-                &name(fdbox_host::kernel::MANIFEST_ENTRY),
+                &name(fdbox_host::device::kernel::MANIFEST_ENTRY),
                 super::memfd("x"),
             )
             .unwrap_err();

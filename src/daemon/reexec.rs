@@ -7,7 +7,7 @@
 use crate::systemd::{self, LISTEN_FDS_START, Notifier};
 use anyhow::{Context, Result, bail};
 use fdbox_host::daemon::Holder;
-use fdbox_host::daemon::handover::LISTENER_FD_NAME;
+use fdbox_host::daemon::LISTENER_FD_NAME;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt as _;

@@ -1,7 +1,24 @@
-//! The device seam: what every fdbox backend (in-process, holder daemon,
-//! kernel) implements.
+//! The device layer: what holds boxes of fds, independent of Wasmtime.
+//!
+//! The [`Device`] trait is the seam every backend implements: in this
+//! process ([`MemoryDevice`]), in the holder daemon ([`daemon`]), or in the
+//! kernel ([`kernel`]). Names ([`Name`]), handles ([`Handle`]) and errors
+//! ([`Error`]) are the vocabulary they share. Nothing here depends on
+//! Wasmtime (`tests/layers.rs` checks).
 
-use crate::{Error, Handle, HandleKind, Name};
+pub mod daemon;
+mod error;
+mod handle;
+pub mod kernel;
+mod memory;
+mod name;
+pub mod rules;
+
+pub use error::{Error, ErrorCode};
+pub(crate) use handle::kind_of;
+pub use handle::{Access, Handle, HandleKind};
+pub use memory::{HeldBox, MemoryDevice};
+pub use name::{MAX_NAME_LEN, Name};
 
 /// A box as a device reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,7 +158,7 @@ pub trait Device: Send + Sync {
     /// [`Device::put_many`], also refused with [`Error::QuotaExceeded`] (and
     /// nothing put) if the box would then hold more than `max_entries`, a
     /// guest's quota: checked and put in one step (for the daemon, one round
-    /// trip), see [`check_entries_quota`].
+    /// trip), see [`rules`].
     fn put_many_within(
         &self,
         box_name: &Name,
@@ -157,21 +174,4 @@ pub trait Device: Send + Sync {
     fn seal(&self, box_name: &Name) -> Result<(), Error>;
     /// Unseal a box.
     fn unseal(&self, box_name: &Name) -> Result<(), Error>;
-}
-
-/// Refuse adding `adding` entries to the box `status` describes if it would
-/// then hold more than `max_entries`. A sealed box is left to refuse with
-/// box-sealed, the more useful answer.
-pub fn check_entries_quota(
-    status: &BoxStatus,
-    adding: usize,
-    max_entries: usize,
-) -> Result<(), Error> {
-    if !status.sealed && status.entries + adding > max_entries {
-        return Err(Error::QuotaExceeded(format!(
-            "box {:?} holds {} entries and may hold {max_entries} for this guest (fdbox run --max-entries)",
-            status.name, status.entries
-        )));
-    }
-    Ok(())
 }

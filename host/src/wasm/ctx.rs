@@ -1,10 +1,10 @@
 //! One guest's fdbox context: the shared device seen through that guest's
 //! grants and quotas.
 
-use crate::descriptor_kinds::DescriptorKinds;
+use super::descriptor_kinds::DescriptorKinds;
+use super::grant::{Grant, Grants, Operation, Quotas};
+use super::sockets::TcpListener;
 use crate::device::{Device, EntryInfo, Refused};
-use crate::grant::{Grant, Grants, Operation, Quotas};
-use crate::sockets::TcpListener;
 use crate::{Error, Handle, Lifecycle, ListenerGrants, Name};
 use std::sync::Arc;
 use wasmtime_wasi::filesystem::Descriptor;
@@ -117,7 +117,8 @@ impl FdboxCtx {
     /// socket, which is no descriptor, comes back.
     pub(crate) fn descriptor_for_guest(&self, handle: Handle) -> Result<Descriptor, Handle> {
         let kind = handle.kind();
-        let descriptor = handle.into_descriptor(self.allow_blocking_current_thread)?;
+        let descriptor =
+            super::descriptor::from_handle(handle, self.allow_blocking_current_thread)?;
         self.kinds.remember(&descriptor, kind);
         Ok(descriptor)
     }
@@ -128,7 +129,7 @@ impl FdboxCtx {
         descriptor: Descriptor,
     ) -> Result<Handle, (Error, Descriptor)> {
         let known = self.kinds.take(&descriptor);
-        Handle::from_descriptor_of_kind(descriptor, known)
+        super::descriptor::into_handle(descriptor, known)
     }
 
     /// Create a box, within the guest's grants and box quota.
@@ -138,7 +139,7 @@ impl FdboxCtx {
         let visible = self.list_boxes()?.len();
         if visible >= self.quotas.max_boxes {
             return Err(Error::QuotaExceeded(format!(
-                "this guest already has {visible} boxes, its limit (raise it with --max-boxes)"
+                "this guest already has {visible} boxes, its limit (Quotas::max_boxes)"
             )));
         }
         self.device.create_box(&name)?;

@@ -1,8 +1,8 @@
 //! The WIT interfaces implemented over an [`Fdbox`] view.
 
+use super::lifecycle::Request;
+use super::sockets::{TcpConnection, TcpListener};
 use crate::device::EntryInfo;
-use crate::lifecycle::Request;
-use crate::sockets::{TcpConnection, TcpListener};
 use crate::{Error, ErrorCode, Fdbox, Handle, HandleKind, Name};
 use wasmtime::component::Resource;
 use wasmtime_wasi::filesystem::Descriptor;

@@ -134,7 +134,7 @@ pub enum Error {
     },
     /// No listener of that name was granted to the guest.
     #[error(
-        "no listener named {0:?} was granted to this guest (fdbox serve --listen {0}=ADDR grants one)"
+        "no listener named {0:?} was granted to this guest (the host grants listeners by name: ListenerGrants)"
     )]
     ListenerNotGranted(String),
     /// A granted listener's address is taken.

@@ -8,12 +8,15 @@
 //! executable, same pid, handing everything over the same way.
 
 use crate::systemd::{self, Notifier, SystemdFdStore};
-use crate::upgrade::{self, Upgrade};
+mod reexec;
+
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fdbox_host::Device;
-use fdbox_host::daemon::handover::LISTENER_FD_NAME;
-use fdbox_host::daemon::{DaemonDevice, Holder, Limits, default_socket_path, transport};
+use fdbox_host::daemon::LISTENER_FD_NAME;
+use fdbox_host::daemon::{Holder, Limits};
+use fdbox_host::device::daemon::{DaemonDevice, default_socket_path, transport};
+use reexec::Upgrade;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -88,7 +91,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
     // thread and before anything opens an fd that could take their numbers.
     let passed = systemd::take_listen_fds()?;
     let notify = Notifier::take_from_env()?;
-    let hangup = upgrade::hangup_flag()?;
+    let hangup = reexec::hangup_flag()?;
     let upgrade = Upgrade::capture()?;
     crate::raise_fd_limit();
 
@@ -140,8 +143,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         limits.max_held_fds
     );
     loop {
-        holder
-            .serve_until(listener.as_fd(), &hangup)
+        fdbox_host::daemon::serve_until(&holder, listener.as_fd(), &hangup)
             .context("the daemon's listening socket failed")?;
         hangup.store(false, Ordering::SeqCst);
         let error = upgrade.exec(&holder, &listener, notify.as_ref());

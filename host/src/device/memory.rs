@@ -1,6 +1,7 @@
 //! The in-process device: boxes owned by the host process itself.
 
-use crate::device::{BoxStatus, Device, EntryInfo, RefusedBatch, check_entries_quota};
+use crate::device::rules::{EntriesQuota, PutTarget, check_put, guest_quota};
+use crate::device::{BoxStatus, Capabilities, Device, EntryInfo, RefusedBatch};
 use crate::{Error, Handle, HandleKind, Name};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -69,6 +70,37 @@ fn first_taken(entries: &BTreeMap<Name, Handle>, batch: &[(Name, Handle)]) -> Op
 }
 
 impl MemoryDevice {
+    /// [`Device::put_many_within`] with any number of entries quotas (the
+    /// holder daemon adds its own to the guest's): the rules of
+    /// [`check_put`](crate::device::rules::check_put), then all or nothing.
+    pub fn put_within(
+        &self,
+        box_name: &Name,
+        entries: Vec<(Name, Handle)>,
+        quotas: &[EntriesQuota],
+    ) -> Result<(), RefusedBatch> {
+        let mut boxes = self.lock();
+        let checked = match boxes.get_mut(box_name) {
+            None => Err(Error::NoSuchBox(box_name.clone())),
+            Some(b) => {
+                let target = PutTarget {
+                    name: box_name,
+                    sealed: b.sealed,
+                    entries: b.entries.len(),
+                    has_entry: &|name| b.entries.contains_key(name),
+                };
+                check_put(&target, &entries, quotas, &Capabilities::ALL).map(|()| b)
+            }
+        };
+        match checked {
+            Ok(b) => {
+                b.entries.extend(entries);
+                Ok(())
+            }
+            Err(error) => Err(RefusedBatch { error, entries }),
+        }
+    }
+
     /// Put entries back into a box whatever its seal, for a holder that took
     /// them out on a peer's behalf and must undo it (the peer vanished before
     /// it had them). Entries whose names were taken meanwhile, or whose box
@@ -197,26 +229,7 @@ impl Device for MemoryDevice {
         entries: Vec<(Name, Handle)>,
         max_entries: usize,
     ) -> Result<(), RefusedBatch> {
-        let mut boxes = self.lock();
-        let checked = match boxes.get_mut(box_name) {
-            None => Err(Error::NoSuchBox(box_name.clone())),
-            Some(b) if b.sealed => Err(Error::BoxSealed(box_name.clone())),
-            Some(b) => check_entries_quota(&b.status(box_name), entries.len(), max_entries)
-                .and_then(|()| match first_taken(&b.entries, &entries) {
-                    Some(entry) => Err(Error::EntryExists {
-                        box_name: box_name.clone(),
-                        entry,
-                    }),
-                    None => Ok(b),
-                }),
-        };
-        match checked {
-            Ok(b) => {
-                b.entries.extend(entries);
-                Ok(())
-            }
-            Err(error) => Err(RefusedBatch { error, entries }),
-        }
+        self.put_within(box_name, entries, &guest_quota(max_entries))
     }
 
     fn get_many(&self, box_name: &Name, names: &[Name]) -> Result<Vec<Handle>, Error> {

@@ -1,14 +1,22 @@
-//! The `daemon` device: boxes held by an `fdbox daemon` process, reached over
-//! its Unix socket.
+//! The `daemon` device: boxes held by an `fdbox daemon` process
+//! ([`crate::daemon::Holder`]), reached over its Unix socket with the
+//! versioned protocol of [`wire`] (`SOCK_SEQPACKET`, fds travelling with
+//! SCM_RIGHTS, up to 253 per message, [`transport`]).
+//!
+//! This is the client; the server is [`crate::daemon`], which depends on
+//! this module for the protocol, never the other way round.
 
-use super::transport;
-use super::wire::{self, Frame, Head, MAX_FDS_PER_FRAME, MORE, Op, Record, Status};
+pub mod transport;
+pub mod wire;
+
+use crate::device::rules::EntriesQuota;
 use crate::device::{BoxStatus, Device, EntryInfo, RefusedBatch};
 use crate::{Error, Handle, Name};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use wire::{Frame, Head, MAX_FDS_PER_FRAME, MORE, Op, Record, Status};
 
 /// A [`Device`] whose boxes live in an `fdbox daemon` process, so they
 /// survive the host process. One connection, shared by every guest of the
@@ -282,9 +290,9 @@ impl Device for DaemonDevice {
         // means no limit on the wire, so a zero quota is refused here.
         let limit = match max_entries {
             0 => {
-                let refused = self.status(box_name).and_then(|status| {
-                    crate::device::check_entries_quota(&status, entries.len(), 0)
-                });
+                let refused = self
+                    .status(box_name)
+                    .and_then(|status| status.check_quota(entries.len(), EntriesQuota::Guest(0)));
                 let error = refused.err().unwrap_or_else(|| {
                     Error::QuotaExceeded(format!(
                         "box {box_name:?} may hold no entries for this guest"
@@ -359,4 +367,19 @@ impl Device for DaemonDevice {
         self.request(Op::Unseal, 0, box_name.as_str(), Vec::new(), &[])
             .map(drop)
     }
+}
+
+/// Where the daemon of this user listens by default: `/run/fdbox/fdbox.sock`
+/// for root, else `$XDG_RUNTIME_DIR/fdbox/fdbox.sock`, else
+/// `/tmp/fdbox-$UID/fdbox.sock`.
+pub fn default_socket_path() -> PathBuf {
+    let uid = rustix::process::geteuid();
+    let dir = if uid.is_root() {
+        PathBuf::from("/run/fdbox")
+    } else if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
+        PathBuf::from(runtime).join("fdbox")
+    } else {
+        PathBuf::from(format!("/tmp/fdbox-{}", uid.as_raw()))
+    };
+    dir.join("fdbox.sock")
 }

@@ -3,8 +3,8 @@
 //! each one the first time a guest asks, and keeps it for every later
 //! instance of the host, so an upgrade never closes it.
 
+use super::sockets::TcpListener;
 use crate::Error;
-use crate::sockets::TcpListener;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Arc, Mutex};

@@ -65,9 +65,8 @@ use super::uapi::{
     self, CONTROL_DEVICE, DEVICE_DIR, FDBOX_CREATE_BOX, FDBOX_DELETE_BOX, FDBOX_GET_FD,
     FDBOX_PUT_FD, FDBOX_SEAL, FDBOX_UNSEAL, FdboxCreateBox, FdboxGetFd, FdboxPutFd,
 };
-use crate::device::{
-    BoxStatus, Capabilities, Device, EntryInfo, RefusedBatch, check_entries_quota,
-};
+use crate::device::rules::{PutTarget, check_put, guest_quota};
+use crate::device::{BoxStatus, Capabilities, Device, EntryInfo, RefusedBatch};
 use crate::{Error, Handle, HandleKind, Name};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -260,7 +259,7 @@ impl FdboxDevice {
         let control = super::open_node(
             CONTROL_DEVICE,
             "the FDBox control device",
-            "this kernel has no FDBox; use the daemon device, or run under `fdbox emulate`",
+            "this kernel has no FDBox; use another device (the holder daemon), or an emulation of /dev/fdbox",
         )?;
         Ok(FdboxDevice {
             dir: PathBuf::from(DEVICE_DIR),
@@ -375,14 +374,6 @@ fn status_of(name: &Name, state: &BoxState) -> BoxStatus {
             sealed: true,
             entries: 0,
         },
-    }
-}
-
-/// The manifest of an unsealed box, or box-sealed.
-fn unsealed<'a>(state: &'a mut BoxState, box_name: &Name) -> Result<&'a mut Manifest, Error> {
-    match &mut state.manifest {
-        Some(m) if !m.sealed => Ok(m),
-        _ => Err(Error::BoxSealed(box_name.clone())),
     }
 }
 
@@ -503,26 +494,25 @@ impl Device for FdboxDevice {
     ) -> Result<(), RefusedBatch> {
         let mut boxes = self.lock();
         let checked = self.state(&mut boxes, box_name).and_then(|state| {
-            let status = status_of(box_name, state);
-            let manifest = unsealed(state, box_name)?;
-            check_entries_quota(&status, entries.len(), max_entries)?;
-            let mut seen = HashSet::with_capacity(entries.len());
-            for (name, handle) in &entries {
-                if name.as_str() == MANIFEST_ENTRY {
-                    return Err(Error::InvalidName {
-                        name: name.to_string(),
-                        reason: "the kernel device keeps its manifest under this name",
-                    });
-                }
-                if !KINDS.contains(&handle.kind()) {
-                    return Err(Error::KindNotSupported(handle.kind()));
-                }
-                if manifest.entries.contains_key(name) || !seen.insert(name) {
-                    return Err(Error::EntryExists {
-                        box_name: box_name.clone(),
-                        entry: name.clone(),
-                    });
-                }
+            let manifest = state.manifest.as_ref();
+            let target = PutTarget {
+                name: box_name,
+                sealed: !manifest.is_some_and(|m| !m.sealed),
+                entries: manifest.map_or(0, |m| m.entries.len()),
+                has_entry: &|name| manifest.is_some_and(|m| m.entries.contains_key(name)),
+            };
+            check_put(
+                &target,
+                &entries,
+                &guest_quota(max_entries),
+                &self.capabilities(),
+            )?;
+            // This device's own rule, after the common ones.
+            if let Some((name, _)) = entries.iter().find(|(n, _)| n.as_str() == MANIFEST_ENTRY) {
+                return Err(Error::InvalidName {
+                    name: name.to_string(),
+                    reason: "the kernel device keeps its manifest under this name",
+                });
             }
             Ok(state)
         });

@@ -4,8 +4,6 @@ use crate::Error;
 use rustix::fs::{FileType, OFlags};
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use wasmtime_wasi::filesystem::{Descriptor, Dir, File};
-use wasmtime_wasi::{FsPerms, OpenMode};
 
 /// What kind of handle an entry holds (the WIT `handle-kind`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -150,111 +148,13 @@ impl Handle {
     pub fn into_fd(self) -> OwnedFd {
         self.fd
     }
-
-    /// Take a guest's wasmtime-wasi descriptor apart into a handle.
-    ///
-    /// If streams opened on it still share the file, the box gets a duplicate
-    /// of the fd and the streams keep working, as other duplicates of an fd
-    /// put into `/dev/fdbox` stay valid. On failure the descriptor comes back
-    /// untouched.
-    pub fn from_descriptor(descriptor: Descriptor) -> Result<Self, (Error, Descriptor)> {
-        Self::from_descriptor_of_kind(descriptor, None)
-    }
-
-    /// [`Handle::from_descriptor`], trusting `known` as the kind instead of
-    /// asking the kernel.
-    pub(crate) fn from_descriptor_of_kind(
-        descriptor: Descriptor,
-        known: Option<HandleKind>,
-    ) -> Result<Self, (Error, Descriptor)> {
-        let (file, perms, open_mode) = match &descriptor {
-            Descriptor::File(f) => (&f.file, f.perms, f.open_mode),
-            Descriptor::Dir(d) => (&d.dir, d.perms, d.open_mode),
-        };
-        let shared = std::sync::Arc::strong_count(file) > 1;
-        let kind = match known {
-            Some(kind) => Ok(kind),
-            None => kind_of(file.as_fd()),
-        };
-        let checked = kind.and_then(|kind| {
-            let dup = if shared {
-                Some(rustix::io::fcntl_dupfd_cloexec(&**file, 0)?)
-            } else {
-                None
-            };
-            Ok((kind, dup))
-        });
-        let (kind, dup) = match checked {
-            Ok(checked) => checked,
-            Err(e) => return Err((e, descriptor)),
-        };
-        let fd = match dup {
-            Some(fd) => fd,
-            None => {
-                let file = match descriptor {
-                    Descriptor::File(f) => f.file,
-                    Descriptor::Dir(d) => d.dir,
-                };
-                // Sole owner (checked above, and the descriptor was ours).
-                match std::sync::Arc::try_unwrap(file) {
-                    Ok(file) => OwnedFd::from(file),
-                    Err(_) => {
-                        unreachable!("a descriptor's file gained an owner while fdbox held it")
-                    }
-                }
-            }
-        };
-        let access = Access {
-            read: open_mode.contains(OpenMode::READ),
-            write: open_mode.contains(OpenMode::WRITE),
-            mutate: perms == FsPerms::ReadWrite,
-        };
-        Ok(Self { fd, kind, access })
-    }
-
-    /// Build a wasmtime-wasi descriptor around the handle for a guest, with
-    /// exactly the access the handle carries; a socket, which no descriptor
-    /// can be, comes back.
-    pub fn into_descriptor(self, allow_blocking_current_thread: bool) -> Result<Descriptor, Self> {
-        if !self.kind.is_descriptor() {
-            return Err(self);
-        }
-        let Access {
-            read,
-            write,
-            mutate,
-        } = self.access;
-        let mut open_mode = OpenMode::empty();
-        open_mode.set(OpenMode::READ, read);
-        open_mode.set(OpenMode::WRITE, write);
-        let perms = if mutate {
-            FsPerms::ReadWrite
-        } else {
-            FsPerms::ReadOnly
-        };
-        let file = std::fs::File::from(self.fd);
-        Ok(match self.kind {
-            HandleKind::Directory => Descriptor::Dir(Dir::new(
-                file,
-                perms,
-                open_mode,
-                allow_blocking_current_thread,
-            )),
-            _ => Descriptor::File(File::new(
-                file,
-                perms,
-                open_mode,
-                allow_blocking_current_thread,
-            )),
-        })
-    }
 }
 
 /// What the kernel says the fd is. A memory file is a regular file of shmem
 /// (the only files whose seals `F_GET_SEALS` can read) that has no name in any
 /// filesystem: a memfd, or an unlinked tmpfs file, which is the same thing. A
 /// named tmpfs file (in /dev/shm, say) is a file.
-fn kind_of(fd: BorrowedFd<'_>) -> Result<HandleKind, Error> {
+pub(crate) fn kind_of(fd: BorrowedFd<'_>) -> Result<HandleKind, Error> {
     let stat = rustix::fs::fstat(fd)?;
     match FileType::from_raw_mode(stat.st_mode) {
         FileType::Directory => Ok(HandleKind::Directory),
@@ -348,10 +248,7 @@ mod tests {
         ] {
             let handle = Handle::from_fd(fd).unwrap();
             assert_eq!(handle.kind(), kind);
-            assert!(
-                handle.into_descriptor(false).is_err(),
-                "a socket is no descriptor"
-            );
+            assert!(!kind.is_descriptor(), "a socket is no descriptor");
         }
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         assert_eq!(
@@ -367,20 +264,5 @@ mod tests {
             Handle::from_fd(r).unwrap_err().code(),
             crate::ErrorCode::KindNotSupported
         );
-    }
-
-    #[test]
-    fn a_read_only_directory_stays_read_only_through_a_descriptor() {
-        let dir = std::fs::File::open("/").unwrap();
-        let d = Descriptor::Dir(Dir::new(dir, FsPerms::ReadOnly, OpenMode::READ, false));
-        let h = Handle::from_descriptor(d).map_err(|(e, _)| e).unwrap();
-        assert!(!h.access().mutate && !h.access().write);
-        match h.into_descriptor(false).unwrap() {
-            Descriptor::Dir(d) => {
-                assert_eq!(d.perms, FsPerms::ReadOnly);
-                assert_eq!(d.open_mode, OpenMode::READ);
-            }
-            Descriptor::File(_) => panic!("directory came back as a file"),
-        }
     }
 }

@@ -57,9 +57,8 @@ use super::liveupdate_uapi::{
     LiveupdateSessionFinish, session_name_field,
 };
 use super::manifest::{self, Entry};
-use crate::device::{
-    BoxStatus, Capabilities, Device, EntryInfo, RefusedBatch, check_entries_quota,
-};
+use crate::device::rules::{PutTarget, check_put, guest_quota};
+use crate::device::{BoxStatus, Capabilities, Device, EntryInfo, RefusedBatch};
 use crate::{Error, Handle, HandleKind, Name};
 use rustix::io::Errno;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -238,7 +237,7 @@ impl LiveUpdateDevice {
         let device = super::open_node(
             LIVEUPDATE_DEVICE,
             "the Live Update device",
-            "this kernel has no Live Update Orchestrator (Linux 6.19+ booted with liveupdate=on); use the daemon device, or run under `fdbox emulate --device liveupdate`",
+            "this kernel has no Live Update Orchestrator (Linux 6.19+ booted with liveupdate=on); use another device (the holder daemon), or an emulation of /dev/liveupdate",
         )?;
         let device = LiveUpdateDevice {
             device,
@@ -522,23 +521,22 @@ impl Device for LiveUpdateDevice {
         let state = &mut *guard;
         let checked = (|| {
             let b = state.get(box_name)?;
-            if b.sealed {
-                return Err(Error::BoxSealed(box_name.clone()));
-            }
-            check_entries_quota(&status_of(box_name, b), entries.len(), max_entries)?;
-            let mut names = HashSet::with_capacity(entries.len());
+            let target = PutTarget {
+                name: box_name,
+                sealed: b.sealed,
+                entries: b.entries.len(),
+                has_entry: &|name| b.entries.contains_key(name),
+            };
+            check_put(
+                &target,
+                &entries,
+                &guest_quota(max_entries),
+                &self.capabilities(),
+            )?;
+            // This device's own rule: LUO preserves a file in one place.
             // (identity, size) per handle: one fstat gives both.
             let mut ids: Vec<((u64, u64), u64)> = Vec::with_capacity(entries.len());
             for (name, handle) in &entries {
-                if !KINDS.contains(&handle.kind()) {
-                    return Err(Error::KindNotSupported(handle.kind()));
-                }
-                if b.entries.contains_key(name) || !names.insert(name) {
-                    return Err(Error::EntryExists {
-                        box_name: box_name.clone(),
-                        entry: name.clone(),
-                    });
-                }
                 let stat = rustix::fs::fstat(handle.fd())?;
                 let id = (stat.st_dev, stat.st_ino);
                 if let Some((other_box, other_entry)) = state.held.get(&id) {

@@ -1,0 +1,769 @@
+//! The holder: the boxes and their fds, kept in the daemon's own process so
+//! they outlive every host process that uses them, and every invariant that
+//! keeps them whole:
+//!
+//! - one op lock ([`Holder::change`]): every change to what is held, and the
+//!   fd store's sync after it, happen under it, so the store and a hand-over
+//!   only ever see whole ops;
+//! - the count of held fds against [`Limits::max_held_fds`], kept with every
+//!   put, take, loan and delete;
+//! - loans: entries taken out for a peer stay the box's (for the store and a
+//!   hand-over) until the peer acknowledges them, and go back if it vanishes;
+//! - the gate an in-place upgrade closes ([`Holder::quiesce`]);
+//! - recovery from a hand-over ([`Holder::recover`]).
+//!
+//! The per-connection protocol ([`super::session`]) uses the holder only
+//! through its op methods; it never touches these directly.
+
+use super::fd_store::{FdNames, FdStore};
+use super::manifest::{MANIFEST_FD_PREFIX, Manifest, ManifestError, manifest_fd_name};
+use crate::device::daemon::wire::MAX_FDS_PER_FRAME;
+use crate::device::rules::EntriesQuota;
+use crate::device::{Device, RefusedBatch};
+use crate::{Error, Handle, HandleKind, HeldBox, MemoryDevice, Name};
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Limits the daemon enforces, whoever the peer is.
+#[derive(Copy, Clone, Debug)]
+pub struct Limits {
+    /// Most boxes at once.
+    pub max_boxes: usize,
+    /// Most entries in one box.
+    pub max_entries_per_box: usize,
+    /// Most fds the daemon holds in boxes at once: below RLIMIT_NOFILE, so a
+    /// put is refused with quota-exceeded before the kernel would drop fds.
+    pub max_held_fds: usize,
+}
+
+impl Limits {
+    /// Default boxes.
+    pub const DEFAULT_MAX_BOXES: usize = 4096;
+    /// Default entries per box.
+    pub const DEFAULT_MAX_ENTRIES_PER_BOX: usize = 65536;
+
+    /// Defaults, with the fd budget taken from this process's RLIMIT_NOFILE
+    /// (less headroom for connections and frames in flight).
+    pub fn from_rlimit() -> Self {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        let nofile = limit.current.unwrap_or(1 << 20) as usize;
+        Self {
+            max_boxes: Self::DEFAULT_MAX_BOXES,
+            max_entries_per_box: Self::DEFAULT_MAX_ENTRIES_PER_BOX,
+            max_held_fds: nofile.saturating_sub(HEADROOM_FDS),
+        }
+    }
+}
+
+/// Fds kept free for listening, connections and one frame in flight each.
+const HEADROOM_FDS: usize = 2 * MAX_FDS_PER_FRAME + 64;
+
+/// The daemon's state: the boxes, shared by every connection.
+pub struct Holder {
+    boxes: MemoryDevice,
+    limits: Limits,
+    held: AtomicUsize,
+    /// Taken by every op that changes what the holder holds, from the change
+    /// to the end of the fd store's sync: the store and a hand-over only ever
+    /// see whole ops.
+    shared: Mutex<Shared>,
+    gate: Mutex<Gate>,
+    gate_changed: Condvar,
+}
+
+/// What changes with the boxes, under the op lock.
+struct Shared {
+    /// Entries taken out by a GET whose peer has not acknowledged them yet,
+    /// by loan number. They are still the box's for the fd store and go
+    /// back into it if the peer vanishes.
+    loans: BTreeMap<u64, Arc<Lent>>,
+    next_loan: u64,
+    handover: FdNames,
+}
+
+/// Who is inside the holder, for an upgrade that must wait until nobody is.
+#[derive(Default)]
+struct Gate {
+    /// An upgrade is under way: no new op starts and no connection is
+    /// served.
+    quiescing: bool,
+    /// Ops started and not finished; a GET lasts until its acknowledgement.
+    in_flight: usize,
+    /// Connections being served.
+    sessions: usize,
+    /// A duplicate of each served connection, to shut it down on upgrade.
+    conns: BTreeMap<u64, OwnedFd>,
+    next_conn: u64,
+}
+
+/// An op in flight; the upgrade waits for it.
+pub(super) struct OpGuard<'a> {
+    holder: &'a Holder,
+}
+
+impl Drop for OpGuard<'_> {
+    fn drop(&mut self) {
+        let mut gate = self.holder.gate();
+        gate.in_flight -= 1;
+        // Only an upgrade waits (and it sets `quiescing` before it does):
+        // no wake-up call per op otherwise.
+        if gate.quiescing {
+            self.holder.gate_changed.notify_all();
+        }
+    }
+}
+
+/// A connection being served; the upgrade waits for it to end.
+pub(super) struct Registered<'a> {
+    holder: &'a Holder,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut gate = self.holder.gate();
+        gate.conns.remove(&self.id);
+        gate.sessions -= 1;
+        if gate.quiescing {
+            self.holder.gate_changed.notify_all();
+        }
+    }
+}
+
+/// The holder, with every op finished and every connection closed: nothing
+/// changes until it drops (which lets service resume).
+pub struct Quiesced<'a> {
+    holder: &'a Holder,
+}
+
+/// Why a holder could not be quiesced.
+#[derive(Debug, thiserror::Error)]
+pub enum QuiesceError {
+    /// Connections still served after being shut down.
+    #[error("{0} connections were still being served after {1:?}")]
+    Stuck(usize, Duration),
+}
+
+impl Holder {
+    /// An empty holder.
+    pub fn new(limits: Limits) -> Arc<Self> {
+        Arc::new(Self {
+            boxes: MemoryDevice::new(),
+            limits,
+            held: AtomicUsize::new(0),
+            shared: Mutex::new(Shared {
+                loans: BTreeMap::new(),
+                next_loan: 0,
+                handover: FdNames::default(),
+            }),
+            gate: Mutex::new(Gate::default()),
+            gate_changed: Condvar::new(),
+        })
+    }
+
+    /// The boxes, as a device (for tests; a change made through it is not
+    /// seen by the fd store until the next change made by a peer).
+    pub fn boxes(&self) -> &MemoryDevice {
+        &self.boxes
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        // Every change under this lock is one call into the device and one
+        // map insert or remove: a panic cannot leave it half done.
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Run a change under the op lock, then bring the fd store in line.
+    fn change<R>(&self, f: impl FnOnce(&mut Shared) -> R) -> R {
+        let mut shared = self.shared();
+        let result = f(&mut shared);
+        self.sync(&mut shared);
+        result
+    }
+
+    /// Every box with its entries, lent ones included, as `f` sees them.
+    fn inspect<R>(
+        &self,
+        loans: &BTreeMap<u64, Arc<Lent>>,
+        f: impl FnOnce(&[HeldBox<'_>]) -> R,
+    ) -> R {
+        self.boxes.inspect(|boxes| f(&with_loans(boxes, loans)))
+    }
+
+    fn sync(&self, shared: &mut Shared) {
+        let Shared {
+            loans, handover, ..
+        } = shared;
+        if handover.has_store() {
+            self.inspect(loans, |boxes| handover.sync(boxes));
+        }
+    }
+
+    /// Count an op in, unless an upgrade is under way.
+    pub(super) fn enter(&self) -> Option<OpGuard<'_>> {
+        let mut gate = self.gate();
+        if gate.quiescing {
+            return None;
+        }
+        gate.in_flight += 1;
+        Some(OpGuard { holder: self })
+    }
+
+    /// Count a connection in, unless an upgrade is under way; its
+    /// [`Holder::registered`] guard counts it out.
+    pub(super) fn register(&self, conn: &OwnedFd) -> Option<u64> {
+        let dup = match conn.try_clone() {
+            Ok(dup) => dup,
+            Err(e) => {
+                tracing::error!("cannot serve a connection: {e}");
+                return None;
+            }
+        };
+        let mut gate = self.gate();
+        if gate.quiescing {
+            return None;
+        }
+        let id = gate.next_conn;
+        gate.next_conn += 1;
+        gate.conns.insert(id, dup);
+        gate.sessions += 1;
+        Some(id)
+    }
+
+    /// The guard of a connection [`Holder::register`] counted in: dropped
+    /// last by its session, once what it lent is back in its box and its
+    /// connection closed (an upgrade reuses fd numbers: a close after that
+    /// would close another fd).
+    pub(super) fn registered(&self, id: u64) -> Registered<'_> {
+        Registered { holder: self, id }
+    }
+
+    /// The most entries one batch may carry: no quota allows more.
+    pub(super) fn max_batch(&self) -> usize {
+        self.limits.max_entries_per_box
+    }
+
+    /// Create an empty box, within [`Limits::max_boxes`].
+    pub(super) fn create_box(&self, name: &Name) -> Result<(), Error> {
+        self.change(|_| {
+            if self.boxes.boxes()?.len() >= self.limits.max_boxes {
+                return Err(Error::QuotaExceeded(format!(
+                    "the daemon holds {} boxes, its limit",
+                    self.limits.max_boxes
+                )));
+            }
+            self.boxes.create_box(name)
+        })
+    }
+
+    /// Delete a box and what it holds.
+    pub(super) fn delete_box(&self, name: &Name) -> Result<(), Error> {
+        self.change(|_| {
+            let released = self.boxes.status(name)?.entries;
+            self.boxes.delete_box(name)?;
+            self.held.fetch_sub(released, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    /// Seal a box.
+    pub(super) fn seal(&self, name: &Name) -> Result<(), Error> {
+        self.change(|_| self.boxes.seal(name))
+    }
+
+    /// Unseal a box.
+    pub(super) fn unseal(&self, name: &Name) -> Result<(), Error> {
+        self.change(|_| self.boxes.unseal(name))
+    }
+
+    /// Put `entries` into `box_name`, all or nothing: the device's rules
+    /// ([`crate::device::rules`]) with the peer's quota (if it sent one) and
+    /// the daemon's own, then the daemon's fd budget. A refused batch is
+    /// dropped here: the peer keeps its own fds until the reply.
+    pub(super) fn put(
+        &self,
+        box_name: &Name,
+        entries: Vec<(Name, Handle)>,
+        caller_limit: Option<usize>,
+    ) -> Result<(), Error> {
+        let count = entries.len();
+        let mut quotas = vec![EntriesQuota::Holder(self.limits.max_entries_per_box)];
+        quotas.extend(caller_limit.map(EntriesQuota::Guest));
+        self.change(|_| {
+            let held = self.held.load(Ordering::Relaxed);
+            if held + count > self.limits.max_held_fds {
+                return Err(Error::QuotaExceeded(format!(
+                    "the daemon holds {held} fds and may hold {} (its RLIMIT_NOFILE less headroom)",
+                    self.limits.max_held_fds
+                )));
+            }
+            self.boxes
+                .put_within(box_name, entries, &quotas)
+                .map_err(|refused| refused.error)?;
+            self.held.fetch_add(count, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    /// Take `names` out of `box_name` for a peer, as a loan: they stay the
+    /// box's for the fd store and a hand-over until [`Holder::acknowledge`],
+    /// and go back with [`Holder::give_back`] if the peer vanishes first.
+    pub(super) fn lend(&self, box_name: Name, names: Vec<Name>) -> Result<(u64, Arc<Lent>), Error> {
+        self.change(|shared| {
+            let handles = self.boxes.get_many(&box_name, &names)?;
+            let id = shared.next_loan;
+            shared.next_loan += 1;
+            let entries = names.into_iter().zip(handles).collect();
+            let lent = Arc::new(Lent { box_name, entries });
+            shared.loans.insert(id, lent.clone());
+            Ok((id, lent))
+        })
+    }
+
+    /// The peer has the loan `id`: it is no longer held (its fds close when
+    /// the session drops its reference).
+    pub(super) fn acknowledge(&self, id: u64) {
+        if let Some(lent) = self.change(|shared| shared.loans.remove(&id)) {
+            self.held.fetch_sub(lent.entries.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Put the loan `id`, which its peer never acknowledged, back where it
+    /// was.
+    pub(super) fn give_back(&self, id: u64) {
+        self.change(|shared| {
+            let Some(lent) = shared.loans.remove(&id) else {
+                return;
+            };
+            // The session's own reference went with its reply.
+            let Ok(Lent { box_name, entries }) = Arc::try_unwrap(lent) else {
+                unreachable!("a loan is shared only while its reply is sent")
+            };
+            let count = entries.len();
+            let lost = self.boxes.restore(&box_name, entries);
+            if !lost.is_empty() {
+                self.held.fetch_sub(lost.len(), Ordering::Relaxed);
+                tracing::error!(
+                    "{} of {count} entries taken from box {box_name:?} by a peer that vanished could not be put back (box deleted or names reused)",
+                    lost.len()
+                );
+            }
+        });
+    }
+
+    /// Let every op in flight finish, close every connection, and wait for
+    /// their sessions to end (what they lent goes back into its box), all
+    /// within about twice `patience`. Call it from the thread that ran
+    /// [`Holder::serve_until`], once that returned: no connection is
+    /// accepted meanwhile. A peer whose request was cut off this way finds
+    /// its connection closed before any reply, and may send it again.
+    pub fn quiesce(&self, patience: Duration) -> Result<Quiesced<'_>, QuiesceError> {
+        let mut gate = self.gate();
+        gate.quiescing = true;
+        let quiesced = Quiesced { holder: self };
+        // Ops in flight end with their reply (a GET with its
+        // acknowledgement, so nothing the peer received is given back).
+        let deadline = Instant::now() + patience;
+        while gate.in_flight > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    "{} ops still in flight after {patience:?}: cutting their connections",
+                    gate.in_flight
+                );
+                break;
+            }
+            gate = self
+                .gate_changed
+                .wait_timeout(gate, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        // Shut down, not closed: the sessions own their fds. Each wakes up
+        // with its peer gone (its pending frames are still read first, so an
+        // acknowledgement that arrived is honoured), gives back what it
+        // lent, and ends; a peer sending from now on gets EPIPE.
+        for conn in gate.conns.values() {
+            let _ = rustix::net::shutdown(conn, rustix::net::Shutdown::Both);
+        }
+        let deadline = Instant::now() + patience;
+        while gate.sessions > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let stuck = gate.sessions;
+                // Unlocked before `quiesced` drops and reopens the gate.
+                drop(gate);
+                return Err(QuiesceError::Stuck(stuck, patience));
+            }
+            gate = self
+                .gate_changed
+                .wait_timeout(gate, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        drop(gate);
+        Ok(quiesced)
+    }
+}
+
+/// `boxes` with the entries of `loans` back in them. A loan whose box is
+/// gone, or whose names were taken again meanwhile, would not go back: it is
+/// not the box's any more.
+fn with_loans<'a>(
+    mut boxes: Vec<HeldBox<'a>>,
+    loans: &'a BTreeMap<u64, Arc<Lent>>,
+) -> Vec<HeldBox<'a>> {
+    for lent in loans.values() {
+        let Ok(i) = boxes.binary_search_by(|b| b.name.cmp(&lent.box_name)) else {
+            continue;
+        };
+        let held = &mut boxes[i];
+        for (name, handle) in &lent.entries {
+            if let Err(at) = held.entries.binary_search_by(|(n, _)| (*n).cmp(name)) {
+                held.entries.insert(at, (name, handle));
+            }
+        }
+    }
+    boxes
+}
+
+impl Quiesced<'_> {
+    /// Hand the holder's state over: `f` gets every fd to pass on with its
+    /// fd name, the manifest first (in a new sealed memfd), then one per
+    /// entry. The fds are borrowed from the boxes, which do not change
+    /// while `f` runs.
+    pub fn export<R>(&self, f: impl FnOnce(&[(String, BorrowedFd<'_>)]) -> R) -> io::Result<R> {
+        let holder = self.holder;
+        let mut shared = holder.shared();
+        let Shared {
+            loans, handover, ..
+        } = &mut *shared;
+        holder.inspect(loans, |boxes| {
+            let (generation, manifest, fds) = handover.export(boxes)?;
+            let mut all = Vec::with_capacity(fds.len() + 1);
+            all.push((manifest_fd_name(generation), manifest.as_fd()));
+            all.extend(fds);
+            Ok(f(&all))
+        })
+    }
+}
+
+impl Drop for Quiesced<'_> {
+    fn drop(&mut self) {
+        self.holder.gate().quiescing = false;
+        self.holder.gate_changed.notify_all();
+    }
+}
+
+/// Handles taken out for a peer, kept until it acknowledges receiving them.
+pub(super) struct Lent {
+    box_name: Name,
+    entries: Vec<(Name, Handle)>,
+}
+
+impl Lent {
+    /// The entries lent, in the order asked.
+    pub(super) fn entries(&self) -> &[(Name, Handle)] {
+        &self.entries
+    }
+}
+
+/// Why [`Holder::recover`] refused a hand-over. Nothing was recovered and
+/// the fds were closed (systemd keeps its own copies of what it stored).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoverError {
+    /// The holder already holds boxes.
+    #[error("the holder already holds boxes; recover into a new one")]
+    NotEmpty,
+    /// A manifest could not be read.
+    #[error("the manifest {fd_name:?} cannot be used: {error}")]
+    Manifest {
+        /// Its fd name.
+        fd_name: String,
+        /// What is wrong with it (in the message, so not a `source()`).
+        error: ManifestError,
+    },
+    /// Two manifests claim to be the newest.
+    #[error("two manifests have generation {0}: the hand-over is inconsistent")]
+    SameGeneration(u64),
+    /// An fd is not of the kind the manifest says.
+    #[error(
+        "the fd {fd_name:?} of entry {box_name:?}/{entry:?} is not the {expected} the manifest says: the hand-over is inconsistent"
+    )]
+    KindMismatch {
+        /// The fd name.
+        fd_name: String,
+        /// The box.
+        box_name: Name,
+        /// The entry.
+        entry: Name,
+        /// What the manifest says it is.
+        expected: HandleKind,
+    },
+    /// An fd could not be examined.
+    #[error("cannot examine the fd {fd_name:?}: {error}")]
+    Fd {
+        /// The fd name.
+        fd_name: String,
+        /// Why (in the message, so not a `source()`).
+        error: io::Error,
+    },
+}
+
+/// What [`Holder::recover`] rebuilt.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// The generation of the manifest used, if there was one.
+    pub generation: Option<u64>,
+    /// Boxes rebuilt.
+    pub boxes: usize,
+    /// Entries rebuilt.
+    pub entries: usize,
+    /// Fds that the manifest does not mention (closed).
+    pub unknown: Vec<String>,
+    /// Older manifests (closed): left over when a daemon died between
+    /// storing a new manifest and removing the old one.
+    pub superseded: Vec<String>,
+    /// Entries the manifest lists whose fd was not handed over, as (box,
+    /// entry, fd name): lost.
+    pub missing: Vec<(Name, Name, String)>,
+}
+
+impl Holder {
+    /// Rebuild the boxes an earlier holder handed over: `fds` with their
+    /// names (`LISTEN_FDS` and `LISTEN_FDNAMES`, less the listening socket).
+    /// The newest manifest among them says which fd is which entry; fds it
+    /// does not mention are closed with a warning, and an entry whose fd is
+    /// missing is reported and skipped. A manifest that cannot be read, or
+    /// an fd of another kind than its entry's, refuses the whole hand-over
+    /// (see the module doc for why). Call it on a new holder, before it
+    /// serves.
+    pub fn recover(&self, fds: Vec<(String, OwnedFd)>) -> Result<Recovery, RecoverError> {
+        let mut shared = self.shared();
+        if !self.boxes().boxes().map(|b| b.is_empty()).unwrap_or(false) {
+            return Err(RecoverError::NotEmpty);
+        }
+        let (manifests, others): (Vec<_>, Vec<_>) = fds
+            .into_iter()
+            .partition(|(name, _)| name.starts_with(MANIFEST_FD_PREFIX));
+        let mut newest: Option<(String, Manifest)> = None;
+        let mut superseded = Vec::new();
+        for (fd_name, fd) in &manifests {
+            let manifest = Manifest::read(fd.as_fd()).map_err(|error| RecoverError::Manifest {
+                fd_name: fd_name.clone(),
+                error,
+            })?;
+            match &newest {
+                Some((_, best)) if best.generation == manifest.generation => {
+                    return Err(RecoverError::SameGeneration(manifest.generation));
+                }
+                Some((_, best)) if best.generation > manifest.generation => {
+                    superseded.push(fd_name.clone());
+                }
+                _ => {
+                    if let Some((old, _)) = newest.replace((fd_name.clone(), manifest)) {
+                        superseded.push(old);
+                    }
+                }
+            }
+        }
+        let manifest = newest.map(|(_, m)| m).unwrap_or_default();
+
+        let mut by_name: BTreeMap<String, OwnedFd> = BTreeMap::new();
+        let mut unknown = Vec::new();
+        for (name, fd) in others {
+            match by_name.entry(name) {
+                // systemd keeps every fd sent under a name; this module never
+                // sends two under one.
+                std::collections::btree_map::Entry::Occupied(taken) => {
+                    unknown.push(taken.key().clone())
+                }
+                std::collections::btree_map::Entry::Vacant(free) => {
+                    free.insert(fd);
+                }
+            }
+        }
+        // Check every fd before taking any, so a refusal leaves them all.
+        for e in &manifest.entries {
+            if let Some(fd) = by_name.get(&e.fd_name) {
+                let stat = rustix::fs::fstat(fd).map_err(|err| RecoverError::Fd {
+                    fd_name: e.fd_name.clone(),
+                    error: err.into(),
+                })?;
+                let is_dir = rustix::fs::FileType::from_raw_mode(stat.st_mode).is_dir();
+                if is_dir != (e.kind == HandleKind::Directory) {
+                    return Err(RecoverError::KindMismatch {
+                        fd_name: e.fd_name.clone(),
+                        box_name: e.box_name.clone(),
+                        entry: e.name.clone(),
+                        expected: e.kind,
+                    });
+                }
+            }
+        }
+
+        let mut recovery = Recovery {
+            generation: (!manifests.is_empty()).then_some(manifest.generation),
+            superseded,
+            ..Recovery::default()
+        };
+        let mut entries: BTreeMap<Name, Vec<(Name, Handle)>> = BTreeMap::new();
+        let state = &mut shared.handover;
+        for e in manifest.entries {
+            let Some(fd) = by_name.remove(&e.fd_name) else {
+                tracing::error!(
+                    "entry {:?} of box {:?} is lost: its fd {:?} was not handed over",
+                    e.name.as_str(),
+                    e.box_name.as_str(),
+                    e.fd_name
+                );
+                recovery.missing.push((e.box_name, e.name, e.fd_name));
+                continue;
+            };
+            state.adopt(fd.as_raw_fd(), e.fd_name);
+            entries
+                .entry(e.box_name)
+                .or_default()
+                .push((e.name, Handle::from_parts(fd, e.kind, e.access)));
+        }
+        for b in manifest.boxes {
+            let contents = entries.remove(&b.name).unwrap_or_default();
+            let count = contents.len();
+            // The manifest has no duplicates and the holder was empty, so
+            // this holds only while a peer creates boxes meanwhile (which
+            // `recover` before serving rules out).
+            if let Err(RefusedBatch { error, entries }) =
+                self.boxes().insert_box(b.name.clone(), b.sealed, contents)
+            {
+                tracing::error!("box {:?} cannot be rebuilt: {error}", b.name.as_str());
+                recovery.missing.extend(
+                    entries
+                        .into_iter()
+                        .map(|(name, _)| (b.name.clone(), name, String::new())),
+                );
+                continue;
+            }
+            recovery.boxes += 1;
+            recovery.entries += count;
+        }
+        debug_assert!(entries.is_empty(), "the manifest lists every entry's box");
+        self.held.fetch_add(recovery.entries, Ordering::Relaxed);
+        state.continue_after(manifest.generation);
+        for name in by_name.into_keys() {
+            tracing::warn!("closing the fd {name:?} handed over: no manifest mentions it");
+            unknown.push(name);
+        }
+        recovery.unknown = unknown;
+        Ok(recovery)
+    }
+
+    /// Keep `store` in line with the boxes from now on, after every change.
+    /// `inherited` names what the store held when this process started
+    /// (`LISTEN_FDNAMES` less the listener): names no longer needed are
+    /// removed from it. The first sync stores every fd again, which systemd
+    /// ignores for fds it already has.
+    pub fn attach_store(&self, store: Box<dyn FdStore>, inherited: Vec<String>) {
+        let mut shared = self.shared();
+        shared.handover.attach(store, inherited);
+        self.sync(&mut shared);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::manifest::tests::sample;
+    use std::io::Write;
+
+    fn name(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+
+    fn holder() -> std::sync::Arc<Holder> {
+        Holder::new(super::super::Limits::from_rlimit())
+    }
+
+    fn memfd(text: &str) -> OwnedFd {
+        let fd = Handle::new_memory_file(&name("t")).unwrap().into_fd();
+        let mut file = std::fs::File::from(fd);
+        file.write_all(text.as_bytes()).unwrap();
+        file.into()
+    }
+
+    #[test]
+    fn recovery_skips_a_missing_fd_and_closes_unknown_ones() {
+        let mut manifest = sample();
+        manifest.boxes[0].sealed = false;
+        let mut lost = manifest.entries[0].clone();
+        lost.fd_name = "e9".into();
+        lost.name = name("lost");
+        manifest.entries.push(lost);
+        let fds = vec![
+            (manifest_fd_name(7), manifest.to_memfd().unwrap()),
+            ("e3".to_owned(), memfd("kept")),
+            ("stray".to_owned(), memfd("stray")),
+        ];
+        let holder = holder();
+        let recovery = holder.recover(fds).unwrap();
+        assert_eq!(recovery.generation, Some(7));
+        assert_eq!((recovery.boxes, recovery.entries), (2, 1));
+        assert_eq!(recovery.unknown, ["stray"]);
+        assert_eq!(
+            recovery.missing,
+            [(name("a"), name("lost"), "e9".to_owned())]
+        );
+        let h = holder.boxes().get(&name("a"), &name("x")).unwrap();
+        assert_eq!(h.kind(), HandleKind::MemoryFile);
+        assert!(!h.access().write, "access comes from the manifest");
+        assert_eq!(holder.boxes().status(&name("empty")).unwrap().entries, 0);
+        assert!(matches!(
+            holder.recover(Vec::new()),
+            Err(RecoverError::NotEmpty)
+        ));
+    }
+
+    #[test]
+    fn recovery_takes_the_newest_manifest_and_refuses_inconsistent_ones() {
+        let old = Manifest {
+            generation: 3,
+            ..Manifest::default()
+        };
+        let fds = vec![
+            (manifest_fd_name(3), old.to_memfd().unwrap()),
+            (manifest_fd_name(7), sample().to_memfd().unwrap()),
+            ("e3".to_owned(), memfd("x")),
+        ];
+        let recovery = holder().recover(fds).unwrap();
+        assert_eq!(recovery.generation, Some(7));
+        assert_eq!(recovery.superseded, [manifest_fd_name(3)]);
+        assert_eq!(recovery.entries, 1);
+
+        let dir = std::fs::File::open(std::env::temp_dir()).unwrap();
+        let fds = vec![
+            (manifest_fd_name(7), sample().to_memfd().unwrap()),
+            ("e3".to_owned(), dir.into()),
+        ];
+        assert!(matches!(
+            holder().recover(fds),
+            Err(RecoverError::KindMismatch { .. })
+        ));
+
+        let fds = vec![(manifest_fd_name(1), memfd("not a manifest"))];
+        let err = holder().recover(fds).unwrap_err();
+        assert!(err.to_string().contains("fdbox-manifest-1"), "{err}");
+        assert!(err.to_string().contains("bad magic"), "{err}");
+    }
+}
