@@ -1,6 +1,8 @@
 //! `fdbox`: run WebAssembly components whose live handles survive crashes,
 //! upgrades and restarts.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod checkpoint;
 mod component;
 mod control;

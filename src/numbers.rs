@@ -19,7 +19,7 @@ pub fn count<T: FromStr>(value: &str) -> Result<T, String> {
 /// A duration in seconds: a finite number from 0 up, fractions allowed.
 pub fn seconds(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
-        Ok(s) if s.is_finite() && s >= 0.0 && s <= 1e9 => Ok(s),
+        Ok(s) if (0.0..=1e9).contains(&s) => Ok(s),
         Ok(s) if s < 0.0 => Err(format!(
             "{value} is negative; give a number of seconds from 0 up"
         )),

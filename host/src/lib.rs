@@ -77,6 +77,7 @@
 //! [`ResourceTable`]: wasmtime::component::ResourceTable
 
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 // The layers, bottom up: what holds boxes (`device`: the trait, the in-process,
 // daemon-client and kernel devices; no Wasmtime), the holder daemon that

@@ -14,6 +14,10 @@
 //!
 //! The per-connection protocol ([`super::session`]) uses the holder only
 //! through its op methods; it never touches these directly.
+//!
+//! Why one long file: every invariant above is kept by code that must be
+//! read together (the op lock, the held count, loans, the gate, recovery);
+//! splitting it would spread them over files again. A fifth is tests.
 
 use super::fd_store::{FdNames, FdStore};
 use super::manifest::{MANIFEST_FD_PREFIX, Manifest, ManifestError, manifest_fd_name};

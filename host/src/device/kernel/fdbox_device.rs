@@ -58,6 +58,10 @@
 //! `EPERM`/`EACCES` access-denied, `EINVAL` on a name invalid-name,
 //! `EMFILE`/`ENFILE`/`ENOSPC` quota-exceeded; a missing control device, and
 //! anything else, device-unavailable.
+//!
+//! Why one long file: the device is one state machine (box nodes, their
+//! manifests, the seal) whose every operation must keep the manifest and the
+//! kernel's view in step; the UAPI, ioctl and manifest format are apart.
 
 use super::ioctl::ioctl;
 use super::manifest::{self, Entry};
@@ -497,7 +501,7 @@ impl Device for FdboxDevice {
             let manifest = state.manifest.as_ref();
             let target = PutTarget {
                 name: box_name,
-                sealed: !manifest.is_some_and(|m| !m.sealed),
+                sealed: manifest.is_none_or(|m| m.sealed),
                 entries: manifest.map_or(0, |m| m.entries.len()),
                 has_entry: &|name| manifest.is_some_and(|m| m.entries.contains_key(name)),
             };

@@ -48,6 +48,10 @@
 //! - Contents, size and file offset survive the kexec; memfd seals do not
 //!   (the kernel's rule).
 //! - Entry sizes are the sizes when put.
+//!
+//! Why one long file: the device is one state machine (boxes as sessions,
+//! the index session, adoption after a kexec) whose operations must keep the
+//! index and the sessions in step; the UAPI, ioctl and manifest are apart.
 
 use super::ioctl::ioctl;
 use super::liveupdate_uapi::{
