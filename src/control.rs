@@ -68,12 +68,17 @@ pub fn reply(result: &Result<String>) -> String {
 
 /// Send `request` to the service at `socket` and print its reply.
 fn send(socket: &Path, request: Request) -> Result<ExitCode> {
+    use fdbox_host::device::daemon::private;
+    if let Some(dir) = socket.parent() {
+        private::check_private_dir(dir)?;
+    }
     let mut stream = UnixStream::connect(socket).with_context(|| {
         format!(
             "no fdbox serve answers at {} (start one with `fdbox serve`, or pass its --control)",
             socket.display()
         )
     })?;
+    private::check_peer(&stream, &format!("the service at {}", socket.display()))?;
     stream
         .write_all(request.line().as_bytes())
         .context("cannot send the request")?;

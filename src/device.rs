@@ -85,16 +85,23 @@ impl DeviceArgs {
 /// Connect to the daemon at `socket`, starting one in the background (as
 /// ssh-agent-style tools do) if nothing listens there.
 fn connect_or_start(socket: &Path) -> Result<DaemonDevice> {
-    if let Ok(device) = DaemonDevice::connect(socket) {
-        return Ok(device);
+    match DaemonDevice::connect(socket) {
+        Ok(device) => return Ok(device),
+        // A place or a listener that is not this user's: refused, never
+        // replaced by a daemon of our own.
+        Err(e) if fdbox_host::device::daemon::private::is_refusal(&e) => return Err(e.into()),
+        Err(_) => {}
     }
     let log = socket.with_file_name("daemon.log");
     if let Some(dir) = socket.parent() {
         crate::daemon::private_dir(dir)?;
     }
+    use std::os::unix::fs::OpenOptionsExt as _;
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&log)
         .with_context(|| format!("cannot open the daemon's log {}", log.display()))?;
     let exe =

@@ -55,11 +55,47 @@ pub fn run(args: LsArgs) -> Result<()> {
     }
     for (status, entries) in &boxes {
         let seal = if status.sealed { "sealed" } else { "unsealed" };
-        println!("{}  ({seal}, {} entries)", status.name, entries.len());
+        println!(
+            "{}  ({seal}, {} entries)",
+            printable(status.name.as_str()),
+            entries.len()
+        );
         for e in entries {
             let size = e.size.map(|s| format!("  {s} bytes")).unwrap_or_default();
-            println!("  {}  {}{size}", e.name, e.kind.as_str());
+            println!(
+                "  {}  {}{size}",
+                printable(e.name.as_str()),
+                e.kind.as_str()
+            );
         }
     }
     Ok(())
+}
+
+/// A name as it may be shown on a terminal: a guest chooses names, and a
+/// newline or an escape sequence in one must not reach the operator's
+/// screen. Control characters (and backslashes, so the escape is
+/// unambiguous) are escaped as Rust does (`\n`, `\u{1b}`); everything else
+/// is shown as it is.
+fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() || c == '\\' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            super::printable("a\nb\u{1b}[2Jc\\d é"),
+            "a\\nb\\u{1b}[2Jc\\\\d é"
+        );
+    }
 }

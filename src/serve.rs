@@ -364,8 +364,12 @@ fn bind_control(path: &Path) -> Result<tokio::net::UnixListener> {
     }
     check_control_free(path)?;
     let _ = std::fs::remove_file(path);
-    tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on {}", path.display()))
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private (0600)", path.display()))?;
+    Ok(listener)
 }
 
 /// Run the service as `args` says.
@@ -425,7 +429,15 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
     let code = loop {
         let stream = tokio::select! {
             accepted = control.accept() => match accepted {
-                Ok((stream, _)) => Some(stream),
+                // Only this user (or root) may upgrade or stop the service:
+                // checked before the request is read.
+                Ok((stream, _)) => match fdbox_host::device::daemon::private::check_peer(&stream, "a control client") {
+                    Ok(()) => Some(stream),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        continue;
+                    }
+                },
                 Err(e) => {
                     tracing::warn!("control socket: {e}");
                     continue;

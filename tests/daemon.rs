@@ -548,16 +548,32 @@ fn peers_of_another_user_are_refused() {
     open(daemon.socket.parent().unwrap().parent().unwrap(), 0o755);
     open(daemon.socket.parent().unwrap(), 0o755);
     open(&daemon.socket, 0o666);
+    // fdbox itself, as another user, refuses first: the directory is not
+    // that user's.
     let out = daemon
         .fdbox(&["ls"])
         .uid(65534) // nobody
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no fdbox daemon answers"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("belongs to uid 0"), "{err}");
+    // A raw client of another user gets through to the daemon, which
+    // refuses it before reading anything.
+    let raw = Command::new("python3")
+        .args([
+            "-c",
+            "import socket,sys\ns=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\ns.connect(sys.argv[1])\ns.settimeout(5)\nprint(len(s.recv(100)))",
+        ])
+        .arg(&daemon.socket)
+        .uid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&raw.stdout).trim(),
+        "0",
+        "the daemon closed the connection: {}",
+        String::from_utf8_lossy(&raw.stderr)
     );
     let deadline = Instant::now() + Duration::from_secs(5);
     while !daemon.log().contains("refused a peer of another user") {
@@ -568,5 +584,89 @@ fn peers_of_another_user_are_refused() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Root's own client still refuses the directory opened up above...
+    let out = daemon.fdbox(&["ls"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 700"));
+    // ...and is served once it is private again.
+    open(daemon.socket.parent().unwrap(), 0o700);
     assert!(lines(&daemon.fdbox(&["ls"]).output().unwrap())[0].starts_with("no boxes"));
+}
+
+/// A listener of another user (uid 65534) at `socket`, which reports how
+/// many bytes a client sent it ("none" if nobody connected in 3 s).
+fn fake_daemon(socket: &Path) -> std::process::Child {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import socket,sys\n\
+             s=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n\
+             s.bind(sys.argv[1]); s.listen(); print('ready', flush=True)\n\
+             s.settimeout(3)\n\
+             try:\n  c,_=s.accept()\nexcept socket.timeout:\n  print('none'); sys.exit()\n\
+             c.settimeout(3)\n\
+             try:\n  print(len(c.recv(65536)))\nexcept Exception:\n  print(0)\n",
+        )
+        .arg(socket)
+        .uid(65534)
+        .gid(65534)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead as _;
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    child
+}
+
+fn what_it_got(child: std::process::Child) -> String {
+    String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout)
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn no_fd_goes_to_a_daemon_of_another_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !rustix::process::geteuid().is_root() {
+        panic!("this test plays another user with setuid: run the tests as root");
+    }
+    let tmp = tempdir("fake");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |socket: &Path| {
+        Command::new(FDBOX)
+            .args(["run", "--device", "daemon", "--socket"])
+            .arg(socket)
+            .args(["--box", "b", fdbox_guest_artifacts::PROBE, "--"])
+            .args(["create", "b", "put-memfd", "b", "x", "secret", "seal", "b"])
+            .output()
+            .unwrap()
+    };
+
+    // Another user made the directory (mode 0777) and listens in it.
+    let theirs = tmp.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o777)).unwrap();
+    rustix::fs::chown(&theirs, Some(rustix::process::Uid::from_raw(65534)), None).unwrap();
+    let fake = fake_daemon(&theirs.join("fdbox.sock"));
+    let out = run(&theirs.join("fdbox.sock"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("belongs to uid 65534"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(what_it_got(fake), "none", "fdbox connected to it");
+
+    // Our own private directory, but the listener in it is another user's.
+    let ours = tmp.join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let fake = fake_daemon(&ours.join("fdbox.sock"));
+    std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = run(&ours.join("fdbox.sock"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("runs as uid 65534"), "{err}");
+    assert_eq!(what_it_got(fake), "0", "fdbox sent it something");
 }

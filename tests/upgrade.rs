@@ -304,3 +304,68 @@ fn bad_upgrades_are_refused_and_change_nothing() {
     assert_no_failures(&report);
     stop(&mut service);
 }
+
+/// A process of another user: `python3 -c SCRIPT ARGS...` as uid 65534.
+fn as_nobody(script: &str, args: &[&std::path::Path]) -> std::process::Output {
+    use std::os::unix::process::CommandExt as _;
+    std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn only_this_user_may_upgrade_or_stop_a_service() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !rustix::process::geteuid().is_root() {
+        panic!("this test plays another user with setuid: run the tests as root");
+    }
+    let mut service = Service::start("control-peer", KV_V1);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&service.control), 0o600, "the control socket");
+    assert_eq!(
+        mode(service.control.parent().unwrap()),
+        0o700,
+        "its directory"
+    );
+
+    // Opened up by hand, so that only SO_PEERCRED stands in the way: another
+    // user connects and asks the service to stop; it is refused unread.
+    let open = |p: &std::path::Path, m| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let dir = service.control.parent().unwrap().to_path_buf();
+    open(&dir, 0o755);
+    open(&service.control, 0o666);
+    let out = as_nobody(
+        "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\ns.sendall(b'stop\\n')\ns.settimeout(5)\ntry:\n  n=len(s.recv(100))\nexcept ConnectionResetError:\n  n=0\nprint(n)",
+        &[&service.control],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "another user got a reply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        service.serving(),
+        "the service stopped for another user:\n{}",
+        service.logs()
+    );
+    assert_eq!(client(&service).must_ask("PING"), "PONG");
+
+    // fdbox's own client refuses a control directory others may enter.
+    let refused = fdbox(&[
+        "stop".into(),
+        "--control".into(),
+        service.control.clone().into(),
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(refused.stderr.contains("chmod 700"), "{}", refused.stderr);
+    open(&dir, 0o700);
+    stop(&mut service);
+}

@@ -47,16 +47,17 @@ pub struct DaemonArgs {
     max_entries_per_box: usize,
 }
 
-/// Make `dir` exist, private (0700) if it is new.
+/// Make `dir` exist as a private directory (0700) of this user's, or refuse
+/// it: one that is someone else's, a symlink, or open to other users
+/// (`--socket /tmp/x.sock`) is never used for a socket.
 ///
 /// Only the last component is created: a mistyped path
 /// (`--socket /nonexistent/dir/x.sock`) is refused, naming the missing
-/// parent, instead of silently creating a tree of directories. Only a
-/// directory this call creates is made private: a socket placed in an
-/// existing directory (`--socket /tmp/x.sock`) must not change that
-/// directory's mode; the socket itself is 0600.
+/// parent, instead of silently creating a tree of directories.
 pub fn private_dir(dir: &Path) -> Result<()> {
-    create_last_component(dir, 0o700)
+    Ok(fdbox_host::device::daemon::private::create_private_dir(
+        dir,
+    )?)
 }
 
 /// Create `dir` with `mode` if it does not exist, but not its parents: a

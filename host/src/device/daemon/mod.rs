@@ -6,6 +6,7 @@
 //! This is the client; the server is [`crate::daemon`], which depends on
 //! this module for the protocol, never the other way round.
 
+pub mod private;
 pub mod transport;
 pub mod wire;
 
@@ -140,12 +141,18 @@ impl DaemonDevice {
 impl Connection {
     fn socket(&mut self, path: &Path) -> Result<BorrowedFd<'_>, Error> {
         if self.socket.is_none() {
+            // Nothing is sent to a daemon this user does not control: the
+            // socket's directory must be private and the listener ours.
+            if let Some(dir) = path.parent() {
+                private::check_private_dir(dir)?;
+            }
             let socket = transport::connect(path).map_err(|e| {
                 unavailable(
                     &format!("cannot reach the fdbox daemon at {}", path.display()),
                     e,
                 )
             })?;
+            private::check_peer(&socket, &format!("the fdbox daemon at {}", path.display()))?;
             let mut hello = Frame::request(Op::Hello, "", Vec::new());
             hello.arg = wire::VERSION;
             hello.encode(&mut self.buf);
@@ -370,14 +377,20 @@ impl Device for DaemonDevice {
 }
 
 /// Where the daemon of this user listens by default: `/run/fdbox/fdbox.sock`
-/// for root, else `$XDG_RUNTIME_DIR/fdbox/fdbox.sock`, else
-/// `/tmp/fdbox-$UID/fdbox.sock`.
+/// for root; else in `fdbox/` under `$XDG_RUNTIME_DIR`, else under
+/// `/run/user/$UID` when that exists and is this user's, else
+/// `/tmp/fdbox-$UID/fdbox.sock`. Wherever it is, the directory must be
+/// private to this user ([`private::check_private_dir`]) or fdbox refuses
+/// it.
 pub fn default_socket_path() -> PathBuf {
     let uid = rustix::process::geteuid();
+    let runtime_dir = PathBuf::from(format!("/run/user/{}", uid.as_raw()));
     let dir = if uid.is_root() {
         PathBuf::from("/run/fdbox")
-    } else if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
+    } else if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         PathBuf::from(runtime).join("fdbox")
+    } else if private::check_private_dir(&runtime_dir).is_ok() {
+        runtime_dir.join("fdbox")
     } else {
         PathBuf::from(format!("/tmp/fdbox-{}", uid.as_raw()))
     };
