@@ -6,7 +6,8 @@
 //!
 //! # Format, version 1
 //!
-//! Little-endian; `str8` is a length byte and that many bytes of UTF-8.
+//! In the primitives of [`crate::device::bytes`] (little-endian integers;
+//! `str8` is a length byte and that many bytes, here of UTF-8):
 //!
 //! ```text
 //! manifest = magic:"FDBOXMAN" version:u32 generation:u64
@@ -18,9 +19,10 @@
 //! `kind` and `access` are coded as on the wire ([`wire::kind_code`],
 //! [`wire::access_bits`]). Every name must pass the [`Name`] rules, every fd
 //! name [`valid_fd_name`]; an entry's box must be listed; no box, entry of a
-//! box, or fd name may appear twice. A new version may add fields; a reader
-//! refuses versions it does not know, and a new fdbox reads every older
-//! version.
+//! box, or fd name may appear twice; nothing follows the last entry. The
+//! magic and version follow the versioning rule of
+//! [`crate::device::bytes`]: a new version may add fields; a reader refuses
+//! versions it does not know, and a new fdbox reads every older version.
 //!
 //!
 //! # A manifest that cannot be read
@@ -34,6 +36,7 @@
 //! that was not handed over is the one loss recovery survives: that entry is
 //! reported and skipped.
 
+use crate::device::bytes::{Header, HeaderError, Reader, Truncated, VersionCoding, Writer};
 use crate::device::daemon::wire;
 use crate::{Access, HandleKind, Name};
 use std::collections::HashSet;
@@ -50,7 +53,14 @@ pub const MANIFEST_FD_PREFIX: &str = "fdbox-manifest";
 /// The manifest version this build writes (and the newest it reads).
 pub const MANIFEST_VERSION: u32 = 1;
 
-const MAGIC: &[u8; 8] = b"FDBOXMAN";
+/// The manifest's magic and version.
+static HEADER: Header = Header {
+    format: "fdbox manifest",
+    magic: b"FDBOXMAN",
+    coding: VersionCoding::Le32,
+    oldest: 1,
+    newest: MANIFEST_VERSION,
+};
 
 /// The largest manifest read back: far above any holder's limits, and low
 /// enough that a corrupt length cannot exhaust memory.
@@ -110,12 +120,10 @@ pub struct Manifest {
 #[non_exhaustive]
 pub enum ManifestError {
     /// It does not start with the manifest magic.
-    #[error("not an fdbox manifest (bad magic)")]
+    #[error("{}", HeaderError::BadMagic(&HEADER))]
     NotAManifest,
     /// A version this build does not know.
-    #[error(
-        "manifest version {0} is newer than this fdbox reads ({MANIFEST_VERSION}): run the fdbox that wrote it"
-    )]
+    #[error("{}", HeaderError::UnknownVersion(&HEADER, *.0))]
     UnsupportedVersion(u32),
     /// It ended inside a field.
     #[error("truncated manifest: {0} missing")]
@@ -203,50 +211,41 @@ impl From<io::Error> for ManifestError {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+impl From<Truncated> for ManifestError {
+    fn from(Truncated(what): Truncated) -> Self {
+        Self::Truncated(what)
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ManifestError> {
-        if self.bytes.len() < n {
-            return Err(ManifestError::Truncated(what));
+impl From<HeaderError> for ManifestError {
+    fn from(e: HeaderError) -> Self {
+        match e {
+            HeaderError::Truncated(Truncated(what)) => Self::Truncated(what),
+            HeaderError::BadMagic(_) | HeaderError::BadVersion(_) => Self::NotAManifest,
+            HeaderError::UnknownVersion(_, version) => Self::UnsupportedVersion(version),
         }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
     }
-    fn u8(&mut self, what: &'static str) -> Result<u8, ManifestError> {
-        Ok(self.take(1, what)?[0])
+}
+
+/// A box or entry name, read as `what`.
+fn read_name(r: &mut Reader<'_>, what: &'static str) -> Result<Name, ManifestError> {
+    let bytes = r.str8(what)?;
+    let bad = |reason: String| ManifestError::BadName {
+        what,
+        name: String::from_utf8_lossy(bytes).into_owned(),
+        reason,
+    };
+    let s = std::str::from_utf8(bytes).map_err(|_| bad("it is not UTF-8".into()))?;
+    Name::new(s).map_err(|e| bad(e.to_string()))
+}
+
+/// An entry's fd name.
+fn read_fd_name(r: &mut Reader<'_>) -> Result<String, ManifestError> {
+    let name = String::from_utf8_lossy(r.str8("fd name")?).into_owned();
+    if !valid_fd_name(&name) || reserved_fd_name(&name) {
+        return Err(ManifestError::BadFdName(name));
     }
-    fn u32(&mut self, what: &'static str) -> Result<u32, ManifestError> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
-    }
-    fn u64(&mut self, what: &'static str) -> Result<u64, ManifestError> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
-    }
-    fn str8(&mut self, what: &'static str) -> Result<&'a [u8], ManifestError> {
-        let len = self.u8(what)? as usize;
-        self.take(len, what)
-    }
-    fn name(&mut self, what: &'static str) -> Result<Name, ManifestError> {
-        let bytes = self.str8(what)?;
-        let bad = |reason: String| ManifestError::BadName {
-            what,
-            name: String::from_utf8_lossy(bytes).into_owned(),
-            reason,
-        };
-        let s = std::str::from_utf8(bytes).map_err(|_| bad("it is not UTF-8".into()))?;
-        Name::new(s).map_err(|e| bad(e.to_string()))
-    }
-    fn fd_name(&mut self) -> Result<String, ManifestError> {
-        let bytes = self.str8("fd name")?;
-        let name = String::from_utf8_lossy(bytes).into_owned();
-        if !valid_fd_name(&name) || reserved_fd_name(&name) {
-            return Err(ManifestError::BadFdName(name));
-        }
-        Ok(name)
-    }
+    Ok(name)
 }
 
 /// Names that only the listener and manifests may have.
@@ -254,62 +253,50 @@ fn reserved_fd_name(name: &str) -> bool {
     name == LISTENER_FD_NAME || name.starts_with(MANIFEST_FD_PREFIX)
 }
 
-fn push_str8(out: &mut Vec<u8>, s: &str) {
-    // Names are at most 255 bytes (`Name`, `valid_fd_name`).
-    debug_assert!(s.len() <= 255);
-    out.push(s.len() as u8);
-    out.extend_from_slice(s.as_bytes());
-}
-
 impl Manifest {
     /// The manifest's bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(28 + self.boxes.len() * 16 + self.entries.len() * 40);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
-        out.extend_from_slice(&self.generation.to_le_bytes());
-        out.extend_from_slice(&(self.boxes.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        let mut w = Writer::new(&mut out);
+        HEADER.write(&mut w);
+        w.u64(self.generation)
+            .u32(self.boxes.len() as u32)
+            .u32(self.entries.len() as u32);
+        // Names are at most 255 bytes (`Name`, `valid_fd_name`).
         for b in &self.boxes {
-            push_str8(&mut out, b.name.as_str());
-            out.push(b.sealed as u8);
+            w.str8(b.name.as_str().as_bytes()).u8(b.sealed as u8);
         }
         for e in &self.entries {
-            push_str8(&mut out, &e.fd_name);
-            push_str8(&mut out, e.box_name.as_str());
-            push_str8(&mut out, e.name.as_str());
-            out.push(wire::kind_code(e.kind));
-            out.push(wire::access_bits(e.access));
+            w.str8(e.fd_name.as_bytes())
+                .str8(e.box_name.as_str().as_bytes())
+                .str8(e.name.as_str().as_bytes())
+                .u8(wire::kind_code(e.kind))
+                .u8(wire::access_bits(e.access));
         }
         out
     }
 
     /// Read a manifest from its bytes, checking everything the format says.
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let mut r = Reader { bytes };
-        if r.take(MAGIC.len(), "magic")? != MAGIC {
-            return Err(ManifestError::NotAManifest);
-        }
-        let version = r.u32("version")?;
-        if version != MANIFEST_VERSION {
-            return Err(ManifestError::UnsupportedVersion(version));
-        }
+        let mut r = Reader::new(bytes);
+        // Version 1 is the only one yet: it is the one read.
+        HEADER.read(&mut r)?;
         let generation = r.u64("generation")?;
         let box_count = r.u32("box count")? as usize;
         let entry_count = r.u32("entry count")? as usize;
         // Each box takes at least 2 bytes and each entry 5: a count larger
         // than the rest of the bytes allows is a truncated manifest, found
         // before it allocates anything.
-        if box_count.saturating_mul(2) > r.bytes.len() {
+        if box_count.saturating_mul(2) > r.rest().len() {
             return Err(ManifestError::Truncated("boxes"));
         }
-        if entry_count.saturating_mul(5) > r.bytes.len() {
+        if entry_count.saturating_mul(5) > r.rest().len() {
             return Err(ManifestError::Truncated("entries"));
         }
         let mut boxes = Vec::with_capacity(box_count);
         let mut box_names = HashSet::with_capacity(box_count);
         for _ in 0..box_count {
-            let name = r.name("box name")?;
+            let name = read_name(&mut r, "box name")?;
             let flags = r.u8("box flags")?;
             if flags & !1 != 0 {
                 return Err(ManifestError::UnknownFlags {
@@ -329,9 +316,9 @@ impl Manifest {
         let mut fd_names = HashSet::with_capacity(entry_count);
         let mut entry_names = HashSet::with_capacity(entry_count);
         for _ in 0..entry_count {
-            let fd_name = r.fd_name()?;
-            let box_name = r.name("entry's box name")?;
-            let name = r.name("entry name")?;
+            let fd_name = read_fd_name(&mut r)?;
+            let box_name = read_name(&mut r, "entry's box name")?;
+            let name = read_name(&mut r, "entry name")?;
             let code = r.u8("entry kind")?;
             let bits = r.u8("entry access")?;
             let Some(kind) = wire::kind_from_code(code) else {
@@ -371,8 +358,8 @@ impl Manifest {
                 access: wire::access_from_bits(bits),
             });
         }
-        if !r.bytes.is_empty() {
-            return Err(ManifestError::TrailingBytes(r.bytes.len()));
+        if !r.is_empty() {
+            return Err(ManifestError::TrailingBytes(r.rest().len()));
         }
         Ok(Self {
             generation,

@@ -6,6 +6,7 @@
 //! ([`Error`]) are the vocabulary they share. Nothing here depends on
 //! Wasmtime (`tests/layers.rs` checks).
 
+pub(crate) mod bytes;
 pub mod daemon;
 mod error;
 mod handle;

@@ -2,13 +2,14 @@
 //!
 //! A frame is one `SOCK_SEQPACKET` message, so message boundaries are the
 //! kernel's and a frame's fds (SCM_RIGHTS) arrive with exactly that frame.
-//! All integers are little-endian.
+//! In the primitives of [`crate::device::bytes`] (little-endian integers,
+//! length-prefixed byte strings):
 //!
 //! ```text
-//! frame   = op:u8 flags:u8 count:u16 arg:u32 box:name record{count} detail:str16
+//! frame   = op:u8 flags:u8 count:u16 arg:u32 box:name record{count} detail
 //! record  = name:name kind:u8 bits:u8 value:u64
-//! name    = len:u8 bytes{len}            (0 = absent)
-//! str16   = len:u16 bytes{len}           (UTF-8, a human-readable detail)
+//! name    = str8                         (empty = absent)
+//! detail  = str16                        (UTF-8, a human-readable detail)
 //! ```
 //!
 //! `op` is a request [`Op`] or, in a reply, a [`Status`]. `flags` bit 0
@@ -23,6 +24,7 @@
 //! Decoding is a pure function of the bytes and the number of fds that came
 //! with them ([`Frame::decode`]), so it is fuzzed on its own.
 
+use crate::device::bytes::{Reader, Truncated, Writer};
 use crate::{Access, ErrorCode, HandleKind};
 
 /// The protocol version this build speaks.
@@ -243,34 +245,9 @@ pub fn access_from_bits(b: u8) -> Access {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
-        if self.bytes.len() < n {
-            return Err(WireError::Truncated(what));
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
-    }
-    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
-        Ok(u16::from_le_bytes(self.take(2, what)?.try_into().unwrap()))
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
-    }
-    fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
-    }
-    fn name(&mut self, what: &'static str) -> Result<Vec<u8>, WireError> {
-        let len = self.u8(what)? as usize;
-        Ok(self.take(len, what)?.to_vec())
+impl From<Truncated> for WireError {
+    fn from(Truncated(what): Truncated) -> Self {
+        WireError::Truncated(what)
     }
 }
 
@@ -355,7 +332,7 @@ impl Frame {
     }
 
     fn decode(bytes: &[u8], request: bool) -> Result<Frame, WireError> {
-        let mut r = Reader { bytes };
+        let mut r = Reader::new(bytes);
         let op = r.u8("op")?;
         let head = if request {
             Head::Request(Op::from_u8(op).ok_or(WireError::UnknownOp(op))?)
@@ -374,21 +351,20 @@ impl Frame {
         if arg != 0 && !matches!(head, Head::Request(Op::Hello | Op::Put)) {
             return Err(WireError::Reserved(arg));
         }
-        let box_name = r.name("box name")?;
+        let box_name = r.str8("box name")?.to_vec();
         let mut records = Vec::with_capacity(count.min(MAX_FDS_PER_FRAME));
         for _ in 0..count {
             records.push(Record {
-                name: r.name("record name")?,
+                name: r.str8("record name")?.to_vec(),
                 kind: r.u8("record kind")?,
                 bits: r.u8("record bits")?,
                 value: r.u64("record value")?,
             });
         }
-        let len = r.u16("detail length")? as usize;
         let detail =
-            String::from_utf8(r.take(len, "detail")?.to_vec()).map_err(|_| WireError::BadDetail)?;
-        if !r.bytes.is_empty() {
-            return Err(WireError::TrailingBytes(r.bytes.len()));
+            String::from_utf8(r.str16("detail")?.to_vec()).map_err(|_| WireError::BadDetail)?;
+        if !r.is_empty() {
+            return Err(WireError::TrailingBytes(r.rest().len()));
         }
         Ok(Frame {
             head,
@@ -411,28 +387,22 @@ fn encode_parts(
     out: &mut Vec<u8>,
 ) {
     out.clear();
-    out.push(head);
-    out.push(flags);
-    out.extend_from_slice(&(records.len() as u16).to_le_bytes());
-    out.extend_from_slice(&arg.to_le_bytes());
-    push_name(out, box_name);
+    let mut w = Writer::new(out);
+    // Names are at most 255 bytes: `Name`s, or names decoded from a frame.
+    w.u8(head)
+        .u8(flags)
+        .u16(records.len() as u16)
+        .u32(arg)
+        .str8(box_name);
     for r in records {
-        push_name(out, &r.name);
-        out.push(r.kind);
-        out.push(r.bits);
-        out.extend_from_slice(&r.value.to_le_bytes());
+        w.str8(&r.name).u8(r.kind).u8(r.bits).u64(r.value);
     }
-    let detail = &detail.as_bytes()[..detail.len().min(u16::MAX as usize)];
-    out.extend_from_slice(&(detail.len() as u16).to_le_bytes());
-    out.extend_from_slice(detail);
-}
-
-fn push_name(out: &mut Vec<u8>, name: &[u8]) {
-    // Longer names are refused by `Name` before they get here; a hostile
-    // peer's are cut, and then fail the receiver's checks.
-    let name = &name[..name.len().min(255)];
-    out.push(name.len() as u8);
-    out.extend_from_slice(name);
+    // A detail too long for a frame is cut, at a character's boundary.
+    let mut end = detail.len().min(u16::MAX as usize);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    w.str16(&detail.as_bytes()[..end]);
 }
 
 #[cfg(test)]

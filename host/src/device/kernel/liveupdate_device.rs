@@ -60,7 +60,8 @@ use super::liveupdate_uapi::{
     LIVEUPDATE_SESSION_RETRIEVE_FD, LiveupdateSession, LiveupdateSessionFd,
     LiveupdateSessionFinish, session_name_field,
 };
-use super::manifest::{self, Entry};
+use super::manifest::{self, Entry, text_field};
+use crate::device::bytes::{Header, Reader, VersionCoding, Writer};
 use crate::device::rules::{PutTarget, check_put, guest_quota};
 use crate::device::{BoxStatus, Capabilities, Device, EntryInfo, RefusedBatch};
 use crate::{Error, Handle, HandleKind, Name};
@@ -76,8 +77,22 @@ const KINDS: &[HandleKind] = &[HandleKind::MemoryFile];
 /// The index session's name, after the scope, before `.0` / `.1`.
 const INDEX_SESSION: &str = "fdbox/index";
 
-/// The first bytes of an index, with its format version.
-const INDEX_MAGIC: &[u8] = b"fdbox-index\x001\x00";
+/// The index's magic and version. An index is text, in NUL-terminated
+/// fields (the primitives of [`crate::device::bytes`], whose versioning
+/// rule it follows, the version in decimal):
+///
+/// ```text
+/// index = magic:"fdbox-index\0" version:"1\0" generation "\0" (box "\0")*
+/// ```
+///
+/// `generation` is decimal; each `box` is the name of a sealed box.
+static INDEX_HEADER: Header = Header {
+    format: "fdbox index",
+    magic: b"fdbox-index\0",
+    coding: VersionCoding::Decimal,
+    oldest: 1,
+    newest: 1,
+};
 
 /// The manifest's token; entries follow from 1.
 const MANIFEST_TOKEN: u64 = 0;
@@ -192,30 +207,29 @@ fn memfd_with(bytes: &[u8]) -> Result<OwnedFd, Errno> {
 }
 
 fn encode_index(generation: u64, names: &[&str]) -> Vec<u8> {
-    let mut out = INDEX_MAGIC.to_vec();
-    for field in std::iter::once(generation.to_string().as_str()).chain(names.iter().copied()) {
-        out.extend_from_slice(field.as_bytes());
-        out.push(0);
+    let mut out = Vec::new();
+    let mut w = Writer::new(&mut out);
+    INDEX_HEADER.write(&mut w);
+    w.nul_field(generation.to_string().as_bytes());
+    // Names hold no NUL (`Name`).
+    for name in names {
+        w.nul_field(name.as_bytes());
     }
     out
 }
 
 fn decode_index(bytes: &[u8]) -> Result<(u64, Vec<Name>), String> {
-    let rest = bytes
-        .strip_prefix(INDEX_MAGIC)
-        .ok_or("not an fdbox index of version 1")?;
-    let mut fields = rest.split(|b| *b == 0).filter(|f| !f.is_empty());
-    let generation = fields
-        .next()
-        .and_then(|g| std::str::from_utf8(g).ok()?.parse().ok())
-        .ok_or("bad generation")?;
-    let names = fields
-        .map(|f| {
-            std::str::from_utf8(f)
-                .map_err(|e| e.to_string())
-                .and_then(|n| Name::new(n).map_err(|e| e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
+    let mut r = Reader::new(bytes);
+    // Version 1 is the only one yet: it is the one read.
+    INDEX_HEADER.read(&mut r).map_err(|e| e.to_string())?;
+    let generation = text_field(&mut r, "generation")?;
+    let generation = generation
+        .parse()
+        .map_err(|_| format!("bad generation {generation:?}"))?;
+    let mut names = Vec::new();
+    while !r.is_empty() {
+        names.push(Name::new(text_field(&mut r, "box name")?).map_err(|e| e.to_string())?);
+    }
     Ok((generation, names))
 }
 

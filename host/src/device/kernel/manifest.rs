@@ -3,18 +3,47 @@
 //! kind, access and size when put), as the bytes of a memfd that travels
 //! with the box.
 //!
-//! Format (version 1): the magic `fdbox-manifest\01\0`, the seal (`1` or
-//! `0`), then per entry, in name order, four NUL-terminated fields: name,
-//! kind (`memfd`, `file`, `dir`), access (`rwm` with `-` for what is off)
-//! and size (decimal, or empty if unknown).
+//! # Format, version 1
+//!
+//! Text, in NUL-terminated fields (the primitives of
+//! [`crate::device::bytes`]):
+//!
+//! ```text
+//! manifest = magic:"fdbox-manifest\0" version:"1\0" sealed entry*
+//! sealed   = "1\0" | "0\0"
+//! entry    = name "\0" kind "\0" access "\0" size "\0"
+//! ```
+//!
+//! Entries come in name order. `kind` is `memfd`, `file`, `dir`,
+//! `tcp-listener` or `tcp-connection`; `access` is `rwm` with `-` for what
+//! is off; `size` is decimal, or empty if unknown. The magic and version
+//! follow the versioning rule of [`crate::device::bytes`] (the version in
+//! decimal): a reader refuses versions it does not know, and a new fdbox
+//! reads every older version.
 
+use crate::device::bytes::{Header, Reader, VersionCoding, Writer};
 use crate::{Access, HandleKind, Name};
 use rustix::io::Errno;
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 
-/// The first bytes of a manifest, with its format version.
-const MAGIC: &[u8] = b"fdbox-manifest\x001\x00";
+/// The manifest's magic and version.
+static HEADER: Header = Header {
+    format: "fdbox manifest",
+    magic: b"fdbox-manifest\0",
+    coding: VersionCoding::Decimal,
+    oldest: 1,
+    newest: 1,
+};
+
+/// The kinds a manifest names.
+const KINDS: [HandleKind; 5] = [
+    HandleKind::MemoryFile,
+    HandleKind::File,
+    HandleKind::Directory,
+    HandleKind::TcpListener,
+    HandleKind::TcpConnection,
+];
 
 /// What a manifest keeps of one entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +71,10 @@ pub(super) fn encode<'a>(
     sealed: bool,
     entries: impl IntoIterator<Item = (&'a Name, &'a Entry)>,
 ) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
-    out.extend_from_slice(if sealed { b"1\0" } else { b"0\0" });
+    let mut out = Vec::new();
+    let mut w = Writer::new(&mut out);
+    HEADER.write(&mut w);
+    w.nul_field(if sealed { b"1" } else { b"0" });
     for (name, e) in entries {
         let access: String = [
             (e.access.read, 'r'),
@@ -54,9 +85,9 @@ pub(super) fn encode<'a>(
         .map(|&(on, c)| if on { c } else { '-' })
         .collect();
         let size = e.size.map(|s| s.to_string()).unwrap_or_default();
+        // Names hold no NUL (`Name`).
         for field in [name.as_str(), e.kind.as_str(), &access, &size] {
-            out.extend_from_slice(field.as_bytes());
-            out.push(0);
+            w.nul_field(field.as_bytes());
         }
     }
     out
@@ -64,44 +95,39 @@ pub(super) fn encode<'a>(
 
 /// The seal and entries `bytes` hold, or why they are no manifest.
 pub(super) fn decode(bytes: &[u8]) -> Result<(bool, BTreeMap<Name, Entry>), String> {
-    let rest = bytes
-        .strip_prefix(MAGIC)
-        .ok_or("not an fdbox manifest of version 1")?;
-    let mut fields = rest.split(|b| *b == 0);
-    let sealed = match fields.next() {
-        Some(b"1") => true,
-        Some(b"0") => false,
-        _ => return Err("bad seal field".into()),
+    let mut r = Reader::new(bytes);
+    // Version 1 is the only one yet: it is the one read.
+    HEADER.read(&mut r).map_err(|e| e.to_string())?;
+    let sealed = match text_field(&mut r, "seal")? {
+        "1" => true,
+        "0" => false,
+        other => return Err(format!("bad seal field {other:?}")),
     };
     let mut entries = BTreeMap::new();
-    while let Some(name) = fields.next() {
-        if name.is_empty() && fields.clone().next().is_none() {
-            break; // the final NUL
-        }
-        let text = |f: Option<&[u8]>| {
-            f.and_then(|f| std::str::from_utf8(f).ok())
-                .map(str::to_owned)
-                .ok_or_else(|| "truncated entry".to_string())
-        };
-        let name = Name::new(text(Some(name))?).map_err(|e| e.to_string())?;
-        let kind = match text(fields.next())?.as_str() {
-            "memfd" => HandleKind::MemoryFile,
-            "file" => HandleKind::File,
-            "dir" => HandleKind::Directory,
-            "tcp-listener" => HandleKind::TcpListener,
-            "tcp-connection" => HandleKind::TcpConnection,
-            other => return Err(format!("unknown kind {other:?}")),
-        };
-        let access = text(fields.next())?;
+    while !r.is_empty() {
+        let mut text = |what| text_field(&mut r, what);
+        let name = Name::new(text("entry name")?).map_err(|e| e.to_string())?;
+        let kind = text("entry kind")?;
+        let kind = KINDS
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+            .ok_or_else(|| format!("unknown kind {kind:?}"))?;
+        let access = text("entry access")?;
         let access = Access {
             read: access.contains('r'),
             write: access.contains('w'),
             mutate: access.contains('m'),
         };
-        let size = text(fields.next())?.parse().ok();
+        let size = text("entry size")?.parse().ok();
         entries.insert(name, Entry { kind, access, size });
     }
     Ok((sealed, entries))
+}
+
+/// A NUL-terminated field of UTF-8, read as `what`.
+pub(super) fn text_field<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a str, String> {
+    let field = r.nul_field(what).map_err(|e| e.to_string())?;
+    std::str::from_utf8(field).map_err(|_| format!("{what} {field:?} is not UTF-8"))
 }
 
 /// A new, empty manifest memfd.
