@@ -452,6 +452,14 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn the_layout_is_version_1() {
+        let mut expected = b"FDBOXMAN\x01\0\0\0\x07\0\0\0\0\0\0\0\x02\0\0\0\x01\0\0\0".to_vec();
+        expected.extend_from_slice(b"\x01a\x01\x05empty\x00");
+        expected.extend_from_slice(b"\x02e3\x01a\x01x\x01\x05");
+        assert_eq!(sample().encode(), expected);
+    }
+
+    #[test]
     fn every_prefix_is_truncated() {
         let bytes = sample().encode();
         for len in 0..bytes.len() {

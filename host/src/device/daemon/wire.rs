@@ -438,6 +438,26 @@ mod tests {
     }
 
     #[test]
+    fn the_layout_is_pinned() {
+        let mut bytes = Vec::new();
+        sample().encode(&mut bytes);
+        assert_eq!(
+            bytes,
+            b"\x06\0\x01\0\0\0\0\0\x03box\x01a\x01\x07\0\0\0\0\0\0\0\0\0\0"
+        );
+    }
+
+    #[test]
+    fn a_long_detail_is_cut_at_a_character() {
+        let mut bytes = Vec::new();
+        let detail = format!("x{}", "é".repeat(40_000));
+        Frame::reply(Status::ProtocolError, vec![], detail.clone()).encode(&mut bytes);
+        let decoded = Frame::decode_reply(&bytes).unwrap();
+        assert_eq!(decoded.detail.len(), u16::MAX as usize);
+        assert!(detail.starts_with(&decoded.detail));
+    }
+
+    #[test]
     fn encode_request_matches_encode() {
         let frame = Frame {
             flags: MORE,

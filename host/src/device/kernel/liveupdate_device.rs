@@ -687,5 +687,11 @@ mod tests {
         assert_eq!(generation, 7);
         assert_eq!(names, [Name::new("a").unwrap(), Name::new("b c").unwrap()]);
         assert!(decode_index(b"other").is_err());
+        assert_eq!(bytes, b"fdbox-index\x001\x007\x00a\x00b c\x00");
+        assert_eq!(encode_index(0, &[]), b"fdbox-index\x001\x000\x00");
+        let reason = decode_index(b"fdbox-index\x009\x007\x00").unwrap_err();
+        assert!(reason.contains("fdbox index version 9"), "{reason}");
+        let reason = decode_index(b"fdbox-index\x001\x00x\x00").unwrap_err();
+        assert!(reason.contains("bad generation"), "{reason}");
     }
 }

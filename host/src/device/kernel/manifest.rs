@@ -196,4 +196,38 @@ mod tests {
         let reason = decode(b"not a manifest").unwrap_err();
         assert!(reason.contains("not an fdbox manifest"), "{reason}");
     }
+
+    #[test]
+    fn the_layout_is_version_1() {
+        let entry = Entry {
+            kind: HandleKind::MemoryFile,
+            access: Access {
+                read: true,
+                write: true,
+                mutate: false,
+            },
+            size: Some(8),
+        };
+        let name = Name::new("state").unwrap();
+        assert_eq!(
+            encode(true, [(&name, &entry)]),
+            b"fdbox-manifest\x001\x001\x00state\x00memfd\x00rw-\x008\x00"
+        );
+        assert_eq!(encode(false, []), b"fdbox-manifest\x001\x000\x00");
+    }
+
+    #[test]
+    fn unknown_versions_and_bad_manifests_are_named() {
+        let reason = decode(b"fdbox-manifest\x002\x000\x00").unwrap_err();
+        assert!(
+            reason.contains("version 2") && reason.contains("(1)"),
+            "{reason}"
+        );
+        let reason = decode(b"fdbox-manifest\x001\x001\x00state\x00memfd").unwrap_err();
+        assert!(reason.contains("truncated"), "{reason}");
+        let reason = decode(b"fdbox-manifest\x001\x001\x00state\x00pipe\x00r\x00\x00").unwrap_err();
+        assert!(reason.contains("unknown kind \"pipe\""), "{reason}");
+        let reason = decode(b"fdbox-manifest\x001\x002\x00").unwrap_err();
+        assert!(reason.contains("bad seal"), "{reason}");
+    }
 }
