@@ -6,7 +6,7 @@
 //!
 //! # Format, version 1
 //!
-//! In the primitives of [`crate::device::bytes`] (little-endian integers;
+//! In the primitives of `device/bytes.rs` (little-endian integers;
 //! `str8` is a length byte and that many bytes, here of UTF-8):
 //!
 //! ```text
@@ -21,7 +21,7 @@
 //! name [`valid_fd_name`]; an entry's box must be listed; no box, entry of a
 //! box, or fd name may appear twice; nothing follows the last entry. The
 //! magic and version follow the versioning rule of
-//! [`crate::device::bytes`]: a new version may add fields; a reader refuses
+//! `device/bytes.rs`: a new version may add fields; a reader refuses
 //! versions it does not know, and a new fdbox reads every older version.
 //!
 //!
@@ -358,9 +358,7 @@ impl Manifest {
                 access: wire::access_from_bits(bits),
             });
         }
-        if !r.is_empty() {
-            return Err(ManifestError::TrailingBytes(r.rest().len()));
-        }
+        r.finish().map_err(ManifestError::TrailingBytes)?;
         Ok(Self {
             generation,
             boxes,

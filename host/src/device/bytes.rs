@@ -62,6 +62,15 @@ impl<'a> Reader<'a> {
         self.bytes.is_empty()
     }
 
+    /// The end of a format whose last field was read: `Err(n)` if `n`
+    /// bytes follow it.
+    pub fn finish(self) -> Result<(), usize> {
+        match self.bytes.len() {
+            0 => Ok(()),
+            n => Err(n),
+        }
+    }
+
     /// The next `n` bytes, read as `what`.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Truncated> {
         if self.bytes.len() < n {
@@ -343,8 +352,10 @@ mod tests {
         assert_eq!(r.nul_field("g").unwrap(), b"fg");
         assert_eq!(r.rest(), b"h");
         assert!(!r.is_empty());
+        assert_eq!(r.clone().finish(), Err(1));
         assert_eq!(r.take(1, "h").unwrap(), b"h");
         assert!(r.is_empty());
+        assert_eq!(r.finish(), Ok(()));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! A frame is one `SOCK_SEQPACKET` message, so message boundaries are the
 //! kernel's and a frame's fds (SCM_RIGHTS) arrive with exactly that frame.
-//! In the primitives of [`crate::device::bytes`] (little-endian integers,
-//! length-prefixed byte strings):
+//! In the primitives of `device/bytes.rs`: little-endian integers; a `str8`
+//! or `str16` is a `u8` or `u16` length and that many bytes.
 //!
 //! ```text
 //! frame   = op:u8 flags:u8 count:u16 arg:u32 box:name record{count} detail
@@ -22,7 +22,7 @@
 //! one fd per record, in record order; no other frame carries fds.
 //!
 //! Decoding is a pure function of the bytes and the number of fds that came
-//! with them ([`Frame::decode`]), so it is fuzzed on its own.
+//! with them ([`Frame::decode_request`], [`Frame::decode_reply`]), so it is fuzzed on its own.
 
 use crate::device::bytes::{Reader, Truncated, Writer};
 use crate::{Access, ErrorCode, HandleKind};
@@ -363,9 +363,7 @@ impl Frame {
         }
         let detail =
             String::from_utf8(r.str16("detail")?.to_vec()).map_err(|_| WireError::BadDetail)?;
-        if !r.is_empty() {
-            return Err(WireError::TrailingBytes(r.rest().len()));
-        }
+        r.finish().map_err(WireError::TrailingBytes)?;
         Ok(Frame {
             head,
             flags,
