@@ -22,7 +22,8 @@
 //! one fd per record, in record order; no other frame carries fds.
 //!
 //! Decoding is a pure function of the bytes and the number of fds that came
-//! with them ([`Frame::decode_request`], [`Frame::decode_reply`]), so it is fuzzed on its own.
+//! with them ([`Frame::decode_request`], [`Frame::decode_reply`]), so it is
+//! fuzzed on its own.
 
 use crate::device::bytes::{Reader, Truncated, Writer};
 use crate::{Access, ErrorCode, HandleKind};
