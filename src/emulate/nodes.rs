@@ -62,10 +62,17 @@ impl Nodes {
         let index = match self.files.iter().position(|f| f.node == *node) {
             Some(i) => i,
             None => {
-                let label = match node {
+                let mut label = match node {
                     Node::Control => "fdbox-device:fdbox".to_owned(),
                     Node::Box(name) => format!("fdbox-device:{name}"),
                 };
+                // Only a label (in /proc): cut to what memfd_create takes
+                // (249 bytes), or a box name over 236 bytes could not open.
+                let mut cut = label.len().min(249);
+                while !label.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                label.truncate(cut);
                 let fd = rustix::fs::memfd_create(
                     label,
                     MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,

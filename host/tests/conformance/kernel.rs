@@ -213,8 +213,36 @@ pub fn scope(kernel: Kernel) -> Option<String> {
 /// Each kernel device's own rules, beyond the suite.
 pub fn own_rules(kernel: Kernel, scope: &str) {
     match kernel {
-        Kernel::Fdbox => a_fresh_device_reads_what_an_earlier_one_boxed(scope),
+        Kernel::Fdbox => {
+            a_fresh_device_reads_what_an_earlier_one_boxed(scope);
+            the_longest_names_work(scope);
+        }
         Kernel::Liveupdate => liveupdate_rules(scope),
+    }
+}
+
+/// Every name up to the limit works (the WIT promises 1 to 255 bytes; the
+/// device's scope takes its share), and one byte more is name-too-long
+/// naming the limit, not device-unavailable.
+pub fn the_longest_names_work(scope: &str) {
+    use fdbox_host::ErrorCode;
+    let name = |s: &str| Name::new(s).unwrap();
+    let device = Scratch(Box::new(FdboxDevice::open_scoped(scope).unwrap()));
+    for len in [200, 236, 237, 255 - scope.len()] {
+        let b = name(&"n".repeat(len));
+        device
+            .create_box(&b)
+            .unwrap_or_else(|e| panic!("a {len}-byte name: {e}"));
+        device.put(&b, &name("state"), super::memfd("x")).unwrap();
+        device.seal(&b).unwrap();
+        device.unseal(&b).unwrap();
+        device.delete_box(&b).unwrap();
+    }
+    if scope.len() > 0 {
+        let too_long = device
+            .create_box(&name(&"n".repeat(256 - scope.len())))
+            .unwrap_err();
+        assert_eq!(too_long.code(), ErrorCode::NameTooLong, "{too_long}");
     }
 }
 
@@ -305,6 +333,17 @@ fn liveupdate_rules(scope: &str) {
     assert!(
         too_long.to_string().contains("limit is 63 bytes"),
         "{too_long}"
+    );
+    // Opening (status) and deleting such a name give the same answer as
+    // creating it, not not-found.
+    let long = name(&format!("{longest}n"));
+    assert_eq!(
+        device.status(&long).unwrap_err().code(),
+        ErrorCode::NameTooLong
+    );
+    assert_eq!(
+        device.delete_box(&long).unwrap_err().code(),
+        ErrorCode::NameTooLong
     );
 
     let (a, b) = (name("a"), name("b"));

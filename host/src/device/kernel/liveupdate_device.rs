@@ -506,6 +506,8 @@ impl Device for LiveUpdateDevice {
     }
 
     fn delete_box(&self, name: &Name) -> Result<(), Error> {
+        // A name no session can have is refused as create refuses it.
+        self.session_name(name)?;
         let mut state = self.lock();
         // The session (if sealed) and the entries' fds close here.
         let gone = state
@@ -525,6 +527,7 @@ impl Device for LiveUpdateDevice {
     }
 
     fn status(&self, name: &Name) -> Result<BoxStatus, Error> {
+        self.session_name(name)?;
         let state = self.lock();
         state.get(name).map(|b| status_of(name, b))
     }
