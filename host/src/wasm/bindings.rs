@@ -8,13 +8,7 @@ use wasmtime::component::Resource;
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable};
 
-/// The bindings of `wit/`, made by `build.rs` (see there why not `bindgen!`).
-#[allow(missing_docs, dead_code, unused_variables, clippy::all)]
-pub(crate) mod generated {
-    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
-}
-
-use generated::fdbox::fdbox::{boxes, lifecycle, memory_files, sockets, types};
+use super::generated::fdbox::fdbox::{boxes, lifecycle, memory_files, sockets, types};
 
 /// The host side of a guest's `box` resource: the name of a box the guest
 /// created or opened. Every operation checks the grant again, so a handle

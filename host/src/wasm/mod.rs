@@ -11,6 +11,11 @@ mod bindings;
 mod ctx;
 mod descriptor;
 mod descriptor_kinds;
+/// The bindings of `wit/`: what `bindgen!` makes of it, committed and kept
+/// current by `tests/bindings_current.rs` (see there why not `bindgen!`).
+#[rustfmt::skip]
+#[allow(missing_docs, dead_code, unused_variables, clippy::all)]
+mod generated;
 pub mod grant;
 pub mod lifecycle;
 mod listeners;
@@ -59,7 +64,7 @@ pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> Fdbox<'_>,
 ) -> wasmtime::Result<()> {
-    use bindings::generated::fdbox::fdbox::{boxes, lifecycle, memory_files, sockets, types};
+    use generated::fdbox::fdbox::{boxes, lifecycle, memory_files, sockets, types};
     types::add_to_linker::<_, HasFdbox>(linker, view)?;
     sockets::add_to_linker::<_, HasFdbox>(linker, view)?;
     boxes::add_to_linker::<_, HasFdbox>(linker, view)?;
