@@ -54,14 +54,10 @@ fn generate() -> String {
         // As wasmtime-wasi does for `wasi:filesystem/types.error-code`: every
         // function failing with `error-code` returns `FdboxError`, which is a
         // code for the guest or a trap.
-        trappable_error_type: if false {
-            vec![TrappableError {
-                wit_path: "fdbox:fdbox/types.error-code".to_string(),
-                rust_type_name: "crate::wasm::bindings::FdboxError".to_string(),
-            }]
-        } else {
-            vec![]
-        },
+        trappable_error_type: vec![TrappableError {
+            wit_path: "fdbox:fdbox/types.error-code".to_string(),
+            rust_type_name: "crate::wasm::bindings::FdboxError".to_string(),
+        }],
         with: [
             // WASI's types are wasmtime-wasi's own, so the descriptors fdbox
             // takes and returns are the ones the guest's WASI imports use.

@@ -4,7 +4,7 @@ use super::lifecycle::Request;
 use super::sockets::{TcpConnection, TcpListener};
 use crate::device::EntryInfo;
 use crate::{Error, ErrorCode, Fdbox, Handle, HandleKind, Name};
-use wasmtime::component::Resource;
+use wasmtime::component::{Resource, ResourceTableError};
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable};
 
@@ -63,7 +63,44 @@ fn code(error: Error) -> types::ErrorCode {
     error.code().into()
 }
 
-type GuestResult<T> = wasmtime::Result<Result<T, types::ErrorCode>>;
+/// Why a function that fails with `error-code` failed: the bindings'
+/// trappable error type for `fdbox:fdbox/types.error-code` (as
+/// wasmtime-wasi's `FsError` is for `wasi:filesystem`). A library [`Error`]
+/// becomes the code the guest sees; a failure of the host itself (its
+/// resource table, say) traps the guest instead.
+pub enum FdboxError {
+    /// Returned to the guest.
+    Code(types::ErrorCode),
+    /// Traps the guest.
+    Trap(wasmtime::Error),
+}
+
+impl FdboxError {
+    /// Trap the guest with `error`.
+    pub fn trap(error: impl Into<wasmtime::Error>) -> Self {
+        Self::Trap(error.into())
+    }
+}
+
+impl From<Error> for FdboxError {
+    fn from(error: Error) -> Self {
+        Self::Code(code(error))
+    }
+}
+
+impl From<ResourceTableError> for FdboxError {
+    fn from(error: ResourceTableError) -> Self {
+        Self::trap(error)
+    }
+}
+
+impl From<wasmtime::Error> for FdboxError {
+    fn from(error: wasmtime::Error) -> Self {
+        Self::Trap(error)
+    }
+}
+
+type GuestResult<T> = Result<T, FdboxError>;
 
 impl Fdbox<'_> {
     fn box_name(&self, this: &Resource<BoxRef>) -> wasmtime::Result<Name> {
@@ -71,10 +108,7 @@ impl Fdbox<'_> {
     }
 
     fn push_box(&mut self, name: Result<Name, Error>) -> GuestResult<Resource<BoxRef>> {
-        match name {
-            Ok(name) => Ok(Ok(self.table.push(BoxRef(name))?)),
-            Err(e) => Ok(Err(code(e))),
-        }
+        Ok(self.table.push(BoxRef(name?))?)
     }
 
     fn push_entry(
@@ -272,12 +306,10 @@ impl Fdbox<'_> {
         this: Resource<BoxRef>,
         name: &str,
         descriptors_only: bool,
-    ) -> wasmtime::Result<Result<GuestHandle, types::ErrorCode>> {
+    ) -> GuestResult<GuestHandle> {
         let box_name = self.box_name(&this)?;
-        Ok(self
-            .get_guests(&box_name, &[name], descriptors_only)
-            .map(|mut handles| handles.pop().expect("one handle per name"))
-            .map_err(code))
+        let mut handles = self.get_guests(&box_name, &[name], descriptors_only)?;
+        Ok(handles.pop().expect("one handle per name"))
     }
 
     /// Put handles just taken out of `box_name` back under their names.
@@ -303,15 +335,19 @@ impl Fdbox<'_> {
     }
 }
 
-impl types::Host for Fdbox<'_> {}
+impl types::Host for Fdbox<'_> {
+    fn convert_error_code(&mut self, error: FdboxError) -> wasmtime::Result<types::ErrorCode> {
+        match error {
+            FdboxError::Code(code) => Ok(code),
+            FdboxError::Trap(error) => Err(error),
+        }
+    }
+}
 
 impl boxes::Host for Fdbox<'_> {
     fn list_boxes(&mut self) -> GuestResult<Vec<String>> {
-        Ok(self
-            .ctx
-            .list_boxes()
-            .map(|names| names.into_iter().map(|n| n.as_str().to_owned()).collect())
-            .map_err(code))
+        let names = self.ctx.list_boxes()?;
+        Ok(names.into_iter().map(|n| n.as_str().to_owned()).collect())
     }
 }
 
@@ -327,7 +363,7 @@ impl boxes::HostBox for Fdbox<'_> {
     }
 
     fn delete(&mut self, name: String) -> GuestResult<()> {
-        Ok(self.ctx.delete_box(&name).map_err(code))
+        Ok(self.ctx.delete_box(&name)?)
     }
 
     fn name(&mut self, this: Resource<BoxRef>) -> wasmtime::Result<String> {
@@ -394,17 +430,14 @@ impl boxes::HostBox for Fdbox<'_> {
 
     fn get(&mut self, this: Resource<BoxRef>, name: String) -> GuestResult<Resource<Descriptor>> {
         match self.get_one(this, &name, true)? {
-            Ok(GuestHandle::Descriptor(d)) => Ok(Ok(self.table.push(d)?)),
-            Ok(_) => unreachable!("descriptors only"),
-            Err(e) => Ok(Err(e)),
+            GuestHandle::Descriptor(d) => Ok(self.table.push(d)?),
+            _ => unreachable!("descriptors only"),
         }
     }
 
     fn get_handle(&mut self, this: Resource<BoxRef>, name: String) -> GuestResult<boxes::Handle> {
-        match self.get_one(this, &name, false)? {
-            Ok(handle) => Ok(Ok(self.push_guest(handle)?)),
-            Err(e) => Ok(Err(e)),
-        }
+        let handle = self.get_one(this, &name, false)?;
+        Ok(self.push_guest(handle)?)
     }
 
     fn get_handles(
@@ -414,41 +447,35 @@ impl boxes::HostBox for Fdbox<'_> {
     ) -> GuestResult<Vec<boxes::Handle>> {
         let box_name = self.box_name(&this)?;
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        match self.get_guests(&box_name, &names, false) {
-            Ok(handles) => Ok(Ok(handles
-                .into_iter()
-                .map(|g| self.push_guest(g))
-                .collect::<wasmtime::Result<_>>()?)),
-            Err(e) => Ok(Err(code(e))),
-        }
+        let handles = self.get_guests(&box_name, &names, false)?;
+        Ok(handles
+            .into_iter()
+            .map(|g| self.push_guest(g))
+            .collect::<wasmtime::Result<_>>()?)
     }
 
     fn entries(&mut self, this: Resource<BoxRef>) -> GuestResult<Vec<Resource<BoxFdRef>>> {
         let box_name = self.box_name(&this)?;
-        let entries = match self.ctx.entries(&box_name) {
-            Ok(entries) => entries,
-            Err(e) => return Ok(Err(code(e))),
-        };
-        let resources = entries
+        let entries = self.ctx.entries(&box_name)?;
+        Ok(entries
             .into_iter()
             .map(|entry| self.push_entry(entry, box_name.clone()))
-            .collect::<wasmtime::Result<_>>()?;
-        Ok(Ok(resources))
+            .collect::<wasmtime::Result<_>>()?)
     }
 
     fn seal(&mut self, this: Resource<BoxRef>) -> GuestResult<()> {
         let box_name = self.box_name(&this)?;
-        Ok(self.ctx.seal(&box_name).map_err(code))
+        Ok(self.ctx.seal(&box_name)?)
     }
 
     fn unseal(&mut self, this: Resource<BoxRef>) -> GuestResult<()> {
         let box_name = self.box_name(&this)?;
-        Ok(self.ctx.unseal(&box_name).map_err(code))
+        Ok(self.ctx.unseal(&box_name)?)
     }
 
     fn is_sealed(&mut self, this: Resource<BoxRef>) -> GuestResult<bool> {
         let box_name = self.box_name(&this)?;
-        Ok(self.ctx.is_sealed(&box_name).map_err(code))
+        Ok(self.ctx.is_sealed(&box_name)?)
     }
 
     fn drop(&mut self, this: Resource<BoxRef>) -> wasmtime::Result<()> {
@@ -478,19 +505,15 @@ impl boxes::HostBoxFd for Fdbox<'_> {
 
 impl memory_files::Host for Fdbox<'_> {
     fn create(&mut self, name: String) -> GuestResult<Resource<Descriptor>> {
-        match Name::new(name).and_then(|name| Handle::new_memory_file(&name)) {
-            Ok(handle) => Ok(Ok(self.push_handle(handle)?)),
-            Err(e) => Ok(Err(code(e))),
-        }
+        let handle = Handle::new_memory_file(&Name::new(name)?)?;
+        Ok(self.push_handle(handle)?)
     }
 }
 
 impl sockets::Host for Fdbox<'_> {
     fn listener(&mut self, name: String) -> GuestResult<Resource<TcpListener>> {
-        match self.ctx.listener(&name) {
-            Ok(listener) => Ok(Ok(self.table.push(listener)?)),
-            Err(e) => Ok(Err(code(e))),
-        }
+        let listener = self.ctx.listener(&name)?;
+        Ok(self.table.push(listener)?)
     }
 }
 
@@ -499,15 +522,14 @@ impl sockets::HostTcpListener for Fdbox<'_> {
         &mut self,
         this: Resource<TcpListener>,
     ) -> GuestResult<Option<Resource<TcpConnection>>> {
-        match self.table.get(&this)?.accept() {
-            Ok(Some(connection)) => Ok(Ok(Some(self.table.push(connection)?))),
-            Ok(None) => Ok(Ok(None)),
-            Err(e) => Ok(Err(code(e))),
+        match self.table.get(&this)?.accept()? {
+            Some(connection) => Ok(Some(self.table.push(connection)?)),
+            None => Ok(None),
         }
     }
 
     fn local_address(&mut self, this: Resource<TcpListener>) -> GuestResult<String> {
-        Ok(self.table.get(&this)?.local_address().map_err(code))
+        Ok(self.table.get(&this)?.local_address()?)
     }
 
     fn subscribe(
@@ -525,7 +547,7 @@ impl sockets::HostTcpListener for Fdbox<'_> {
 
 impl sockets::HostTcpConnection for Fdbox<'_> {
     fn peer_address(&mut self, this: Resource<TcpConnection>) -> GuestResult<String> {
-        Ok(self.table.get(&this)?.peer_address().map_err(code))
+        Ok(self.table.get(&this)?.peer_address()?)
     }
 
     fn streams(
@@ -535,11 +557,11 @@ impl sockets::HostTcpConnection for Fdbox<'_> {
         let (input, output) = self.table.get(&this)?.streams();
         let input: DynInputStream = Box::new(input);
         let output: DynOutputStream = Box::new(output);
-        Ok(Ok((self.table.push(input)?, self.table.push(output)?)))
+        Ok((self.table.push(input)?, self.table.push(output)?))
     }
 
     fn shutdown_send(&mut self, this: Resource<TcpConnection>) -> GuestResult<()> {
-        Ok(self.table.get(&this)?.shutdown_send().map_err(code))
+        Ok(self.table.get(&this)?.shutdown_send()?)
     }
 
     fn subscribe(
