@@ -108,3 +108,80 @@ fn ten_thousand_guest_put_get_cycles_leak_no_fd() {
         "fds open in this process before and after"
     );
 }
+
+/// The `kv-service` guest under `WasiFdbox::add_to_linker_sync` on a thread
+/// with no tokio runtime: its listener, connection, streams and pollables
+/// come from wasmtime-wasi's own runtime, and it hands them over to a second
+/// sync instance through the box.
+#[test]
+fn a_sync_host_serves_sockets_and_hands_them_over() {
+    use fdbox_host::ListenerGrants;
+    use fdbox_host::wasm::lifecycle::{Lifecycle, Request};
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    let _alone = alone();
+    let engine = Engine::default();
+    let mut linker = Linker::new(&engine);
+    WasiFdbox::add_to_linker_sync(&mut linker).unwrap();
+    let kv = Component::from_file(&engine, fdbox_guest_artifacts::KV_V1).unwrap();
+    let device: Arc<dyn Device> = Arc::new(MemoryDevice::new());
+    let listeners = ListenerGrants::new();
+    let socket = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = socket.local_addr().unwrap();
+    listeners.bound("main", socket);
+
+    // One instance on its own thread, as a sync embedder runs it.
+    let start = |lifecycle: Arc<Lifecycle>| {
+        let (engine, linker, kv) = (engine.clone(), linker.clone(), kv.clone());
+        let fdbox = FdboxCtx::builder(device.clone())
+            .grant(Grant::one_box(Name::new("kv").unwrap()))
+            .listeners(listeners.clone())
+            .lifecycle(lifecycle)
+            .build();
+        std::thread::spawn(move || {
+            assert!(tokio::runtime::Handle::try_current().is_err());
+            let wasi = WasiCtx::builder().inherit_stderr().build();
+            let mut store = Store::new(&engine, WasiFdbox::new(wasi, fdbox));
+            let command = Command::instantiate(&mut store, &kv, &linker).unwrap();
+            command.wasi_cli_run().call_run(&mut store)
+        })
+    };
+    let ask = |reader: &mut BufReader<TcpStream>, request: &str| {
+        reader
+            .get_mut()
+            .write_all(format!("{request}\n").as_bytes())
+            .unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
+    };
+
+    let first = Lifecycle::new();
+    let running = start(first.clone());
+    let client = TcpStream::connect(address).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut client = BufReader::new(client);
+    assert_eq!(ask(&mut client, "PING"), "PONG");
+    assert_eq!(ask(&mut client, "SET k v"), "OK");
+
+    first.request(Request::Stop);
+    let outcome = running.join().unwrap();
+    assert!(matches!(outcome, Ok(Ok(()))), "first instance: {outcome:?}");
+    assert!(first.progress().handed_over);
+
+    // The same connection, now served by the next instance.
+    let second = Lifecycle::new();
+    let running = start(second.clone());
+    assert_eq!(ask(&mut client, "GET k"), "VALUE v");
+    assert_eq!(ask(&mut client, "COUNT"), "VALUE 4");
+    second.request(Request::Stop);
+    let outcome = running.join().unwrap();
+    assert!(
+        matches!(outcome, Ok(Ok(()))),
+        "second instance: {outcome:?}"
+    );
+}

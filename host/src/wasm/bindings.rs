@@ -218,20 +218,14 @@ impl Fdbox<'_> {
         descriptors_only: bool,
     ) -> Result<Vec<GuestHandle>, Error> {
         let handles = self.ctx.get_many(box_name, entries)?;
-        let misfit = handles.iter().zip(entries).find(|(h, _)| {
-            let socket = !h.kind().is_descriptor();
-            socket && (descriptors_only || tokio::runtime::Handle::try_current().is_err())
-        });
+        let misfit = handles
+            .iter()
+            .zip(entries)
+            .find(|(h, _)| descriptors_only && !h.kind().is_descriptor());
         if let Some((handle, entry)) = misfit {
-            let error = if descriptors_only {
-                Error::NotADescriptor {
-                    entry: entry.to_string(),
-                    kind: handle.kind(),
-                }
-            } else {
-                Error::Device(std::io::Error::other(
-                    "fdbox sockets need a tokio runtime (an async Wasmtime host)",
-                ))
+            let error = Error::NotADescriptor {
+                entry: entry.to_string(),
+                kind: handle.kind(),
             };
             self.put_back(box_name, entries.iter().copied().zip(handles).collect());
             return Err(error);

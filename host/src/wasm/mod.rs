@@ -56,10 +56,13 @@ impl HasData for HasFdbox {
 ///
 /// `view` picks the guest's [`Fdbox`] out of the store's data. The functions
 /// are synchronous and never block for long, so they serve stores driven by
-/// both `wasmtime_wasi::p2::add_to_linker_sync` and `_async` linkers; the
-/// sockets ([`sockets`]) and their pollables need the tokio runtime of an
-/// async host (without one, `listener` fails with device-unavailable,
-/// saying so).
+/// both `wasmtime_wasi::p2::add_to_linker_sync` and `_async` linkers,
+/// sockets ([`sockets`]) included: they register with the current tokio
+/// runtime (an async host's), or where there is none (a sync host, no
+/// runtime entered) with wasmtime-wasi's own, through
+/// [`wasmtime_wasi::runtime::with_ambient_tokio_runtime`], which is the one
+/// the sync `wasi:io/poll` waits in; so listeners, connections, their streams
+/// and their pollables work in either.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> Fdbox<'_>,

@@ -11,9 +11,12 @@
 //! goes into a box; output the guest has written is on the socket before
 //! its stream is gone ([`OutputStream::cancel`] waits for it).
 //!
-//! Readiness comes from tokio's reactor ([`AsyncFd`]): these types need the
-//! tokio runtime that drives an async Wasmtime host (the
-//! `wasmtime_wasi::p2::add_to_linker_async` setup `fdbox run` uses).
+//! Readiness comes from tokio's reactor ([`AsyncFd`]). A socket registers
+//! with the current tokio runtime, that of an async Wasmtime host (the
+//! `wasmtime_wasi::p2::add_to_linker_async` setup `fdbox run` uses), or,
+//! in a sync host, with the runtime wasmtime-wasi keeps for itself
+//! ([`wasmtime_wasi::runtime::with_ambient_tokio_runtime`]), which is also the
+//! one its sync `wasi:io/poll` waits in: so the pollables work in both.
 
 use crate::{Error, Handle, HandleKind};
 use bytes::{Bytes, BytesMut};
@@ -35,23 +38,16 @@ impl Socket for TcpStream {}
 /// The most a read returns, and the most a write may buffer.
 const CHUNK: usize = 64 * 1024;
 
-/// Register `socket` with the current tokio runtime's reactor.
+/// Register `socket` with the reactor of the current tokio runtime, or of
+/// wasmtime-wasi's own runtime where there is none (a sync host).
 fn register<T: Socket>(socket: T) -> Result<Arc<AsyncFd<T>>, (Error, T)> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err((
-            Error::Device(io::Error::other(
-                "fdbox sockets need a tokio runtime (an async Wasmtime host, as wasmtime_wasi::p2::add_to_linker_async)",
-            )),
-            socket,
-        ));
-    }
     if let Err(e) = rustix::io::ioctl_fionbio(&socket, true) {
         return Err((e.into(), socket));
     }
     // SAFETY: `T` is one of the `Socket` types, which own their fd and
     // report it unchanged until they are dropped or taken back with
     // `into_inner`. On failure (no room in epoll, say) the socket comes back.
-    unsafe { AsyncFd::register(socket) }
+    wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| unsafe { AsyncFd::register(socket) })
         .map(Arc::new)
         .map_err(|e| {
             let (socket, error) = e.into_parts();
