@@ -1284,7 +1284,9 @@ impl TempDir {
             .map_or(0, |d| d.subsec_nanos());
         let dir =
             std::env::temp_dir().join(format!("{}{}-{nanos}", Self::PREFIX, std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        // Private: fdbox uses no socket in a directory others may enter.
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
         Self(dir)
     }
 
