@@ -13,16 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-target=${CARGO_TARGET_DIR:-target}
-# FDBOX_BIN and FDBOX_GUESTS (tests/demos.rs) use what is already built.
-if [ -z "${FDBOX_BIN:-}" ]; then
-    rustup target add wasm32-wasip2 >/dev/null
-    cargo build --bin fdbox
-    cargo build --release --target wasm32-wasip2 \
-        --manifest-path guest-examples/rust/Cargo.toml --target-dir "$target/guest-examples"
-fi
-fdbox=${FDBOX_BIN:-$target/debug/fdbox}
-guests=${FDBOX_GUESTS:-$target/guest-examples/wasm32-wasip2/release}
+source guest-examples/demo-build.sh
 
 kv=$guests
 port=${FDBOX_DEMO_PORT:-7070}

@@ -5,6 +5,8 @@
 //!
 //! This is the client; the server is [`crate::daemon`], which depends on
 //! this module for the protocol, never the other way round.
+//! [`wire`] and [`transport`] are public for the fuzz target, the tests
+//! that speak the raw protocol, and the CLI's hand-off of fds.
 
 pub mod private;
 pub mod transport;
