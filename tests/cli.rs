@@ -283,6 +283,21 @@ fn bad_names_get_their_error_codes() {
             "get",
             &max,
             "",
+            // '.' and '..' are no names on any device.
+            "put-memfd",
+            &max,
+            ".",
+            "t",
+            "put-memfd",
+            &max,
+            "..",
+            "t",
+            // A memory file takes every valid name, up to 255 bytes (its
+            // label is cut to what memfd_create takes).
+            "put-memfd",
+            &max,
+            &max,
+            "t",
         ],
     );
     assert_eq!(
@@ -297,7 +312,10 @@ fn bad_names_get_their_error_codes() {
             "ERR name-too-long",
             "ERR invalid-name",
             "ERR invalid-name",
-            "ERR invalid-name"
+            "ERR invalid-name",
+            "ERR invalid-name",
+            "ERR invalid-name",
+            "OK"
         ]
     );
 }

@@ -62,19 +62,14 @@ impl Nodes {
         let index = match self.files.iter().position(|f| f.node == *node) {
             Some(i) => i,
             None => {
-                let mut label = match node {
+                let label = match node {
                     Node::Control => "fdbox-device:fdbox".to_owned(),
                     Node::Box(name) => format!("fdbox-device:{name}"),
                 };
-                // Only a label (in /proc): cut to what memfd_create takes
-                // (249 bytes), or a box name over 236 bytes could not open.
-                let mut cut = label.len().min(249);
-                while !label.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                label.truncate(cut);
+                // Only a label (in /proc): cut to what memfd_create takes,
+                // or a box name over 236 bytes could not open.
                 let fd = rustix::fs::memfd_create(
-                    label,
+                    fdbox_host::device::memfd_label(&label),
                     MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
                 )?;
                 // Sealed empty and read-only: a program that writes to its

@@ -119,7 +119,7 @@ impl Handle {
     pub fn new_memory_file(name: &crate::Name) -> Result<Self, Error> {
         use rustix::fs::MemfdFlags;
         let fd = rustix::fs::memfd_create(
-            name.as_str(),
+            memfd_label(name.as_str()),
             MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
         )?;
         Ok(Self {
@@ -148,6 +148,20 @@ impl Handle {
     pub fn into_fd(self) -> OwnedFd {
         self.fd
     }
+}
+
+/// The longest label `memfd_create` takes (`NAME_MAX` less `memfd:`).
+const MEMFD_LABEL_MAX: usize = 249;
+
+/// `label` cut to what `memfd_create` takes, at a character boundary: a
+/// memfd's label is only what `/proc` shows, so a valid name of 250-255
+/// bytes must not make the create fail.
+pub fn memfd_label(label: &str) -> &str {
+    let mut cut = label.len().min(MEMFD_LABEL_MAX);
+    while !label.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &label[..cut]
 }
 
 /// What the kernel says the fd is. A memory file is a regular file of shmem
@@ -255,6 +269,15 @@ mod tests {
             Handle::from_fd(udp.into()).unwrap_err().code(),
             crate::ErrorCode::KindNotSupported
         );
+    }
+
+    #[test]
+    fn memory_files_take_every_valid_name() {
+        for len in [249, 250, 255] {
+            let name = crate::Name::new("m".repeat(len)).unwrap();
+            Handle::new_memory_file(&name).unwrap();
+        }
+        assert_eq!(memfd_label(&"é".repeat(125)).len(), 248);
     }
 
     #[test]

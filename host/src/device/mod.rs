@@ -17,7 +17,7 @@ pub mod rules;
 
 pub use error::{Error, ErrorCode};
 pub(crate) use handle::kind_of;
-pub use handle::{Access, Handle, HandleKind};
+pub use handle::{Access, Handle, HandleKind, memfd_label};
 pub use memory::{HeldBox, MemoryDevice};
 pub use name::{MAX_NAME_LEN, Name};
 

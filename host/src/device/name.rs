@@ -8,7 +8,9 @@ use std::fmt;
 pub const MAX_NAME_LEN: usize = 255;
 
 /// A validated box or entry name: 1 to [`MAX_NAME_LEN`] bytes of UTF-8, no NUL
-/// and no `/` (a box becomes a device node `/dev/fdbox/<name>`).
+/// and no `/`, and not `.` or `..` (a box becomes a device node
+/// `/dev/fdbox/<name>`, and those two name directories). The one rule every
+/// device follows.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Name(String);
 
@@ -28,6 +30,8 @@ impl Name {
             Some("it contains a NUL byte")
         } else if name.contains('/') {
             Some("it contains '/'")
+        } else if name == "." || name == ".." {
+            Some("'.' and '..' name directories, not boxes or entries")
         } else {
             None
         };
@@ -88,6 +92,8 @@ mod tests {
             ("a\0b".to_string(), ErrorCode::InvalidName),
             ("a/b".to_string(), ErrorCode::InvalidName),
             ("/".to_string(), ErrorCode::InvalidName),
+            (".".to_string(), ErrorCode::InvalidName),
+            ("..".to_string(), ErrorCode::InvalidName),
         ] {
             assert_eq!(Name::new(bad.clone()).unwrap_err().code(), code, "{bad:?}");
         }
