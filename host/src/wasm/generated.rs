@@ -255,10 +255,11 @@ pub mod fdbox {
       #[derive(Clone, Copy, Eq, PartialEq)]
       #[repr(u8)]
       pub enum ErrorCode {
-        /// The name is empty, contains a NUL byte or contains `/`.
+        /// The name is empty, contains a NUL byte or `/`, or is `.` or `..`.
         /// Kernel: `EINVAL`.
         #[component(name = "invalid-name")]InvalidName,
-        /// The name is longer than 255 bytes.
+        /// The name is longer than 255 bytes, or than the device's own
+        /// limit for box names (63 bytes on the Live Update device).
         /// Kernel: `EINVAL` (name not NUL-terminated within 256 bytes);
         /// reported separately here because the fix differs.
         #[component(name = "name-too-long")]NameTooLong,
@@ -310,9 +311,10 @@ pub mod fdbox {
         }
         pub fn message(&self) -> &'static str {
           match self {
-            ErrorCode::InvalidName => "The name is empty, contains a NUL byte or contains `/`.
+            ErrorCode::InvalidName => "The name is empty, contains a NUL byte or `/`, or is `.` or `..`.
             Kernel: `EINVAL`.",
-            ErrorCode::NameTooLong => "The name is longer than 255 bytes.
+            ErrorCode::NameTooLong => "The name is longer than 255 bytes, or than the device's own
+            limit for box names (63 bytes on the Live Update device).
             Kernel: `EINVAL` (name not NUL-terminated within 256 bytes);
             reported separately here because the fix differs.",
             ErrorCode::AlreadyExists => "A box (on create) or an entry (on put) of that name already exists.
@@ -887,6 +889,13 @@ pub mod fdbox {
                                                     /// returned in `refused-put`: `already-exists` for a taken name,
                                                     /// `box-sealed`, `quota-exceeded` past the entries-per-box limit,
                                                     /// `kind-not-supported` when the device cannot hold that kind.
+                                                    /// 
+                                                    /// Streams the guest opened on the descriptor before the put
+                                                    /// (`read-via-stream`, `write-via-stream`, `append-via-stream`) are
+                                                    /// not revoked: they share the open file with the box and go on
+                                                    /// working, so bytes written through them after the put (even after
+                                                    /// `seal`) are in the file the next instance gets. Drop every stream
+                                                    /// on a descriptor before putting it.
                                                     fn put(&mut self, self_: wasmtime::component::Resource<Box>,name: wasmtime::component::__internal::String,handle: wasmtime::component::Resource<Descriptor>,) -> wasmtime::Result<Result<wasmtime::component::Resource<BoxFd>,RefusedPut>>;
                                                     /// Move the handle named `name` out of the box (take-once).
                                                     /// 
@@ -908,7 +917,11 @@ pub mod fdbox {
                                                     fn get_handles(&mut self, self_: wasmtime::component::Resource<Box>,names: wasmtime::component::__internal::Vec<wasmtime::component::__internal::String>,) -> Result<wasmtime::component::__internal::Vec<Handle>,super::super::super::_TrappableError0>;
                                                     /// The entries currently in the box, in name order.
                                                     /// 
-                                                    /// Allowed on sealed boxes: it shows what a recovery will find.
+                                                    /// Allowed on sealed boxes: it shows what a recovery will find. One
+                                                    /// exception: on the kernel FDBox device, a box sealed by an earlier
+                                                    /// host process keeps its entry list inside the box, where the
+                                                    /// kernel lets nobody read while it is sealed, so `entries` there
+                                                    /// fails with `box-sealed` until it is unsealed.
                                                     fn entries(&mut self, self_: wasmtime::component::Resource<Box>,) -> Result<wasmtime::component::__internal::Vec<wasmtime::component::Resource<BoxFd>>,super::super::super::_TrappableError0>;
                                                     /// Seal the box: its contents can then be neither added to nor taken
                                                     /// until `unseal`, and it is what survives the guest.
@@ -950,6 +963,13 @@ pub mod fdbox {
                                                               /// returned in `refused-put`: `already-exists` for a taken name,
                                                               /// `box-sealed`, `quota-exceeded` past the entries-per-box limit,
                                                               /// `kind-not-supported` when the device cannot hold that kind.
+                                                              /// 
+                                                              /// Streams the guest opened on the descriptor before the put
+                                                              /// (`read-via-stream`, `write-via-stream`, `append-via-stream`) are
+                                                              /// not revoked: they share the open file with the box and go on
+                                                              /// working, so bytes written through them after the put (even after
+                                                              /// `seal`) are in the file the next instance gets. Drop every stream
+                                                              /// on a descriptor before putting it.
                                                               fn put(&mut self, self_: wasmtime::component::Resource<Box>,name: wasmtime::component::__internal::String,handle: wasmtime::component::Resource<Descriptor>,) -> wasmtime::Result<Result<wasmtime::component::Resource<BoxFd>,RefusedPut>>{
                                                                 HostBox::put(*self,self_,name,handle,)}
                                                                 /// Move the handle named `name` out of the box (take-once).
@@ -977,7 +997,11 @@ pub mod fdbox {
                                                                           HostBox::get_handles(*self,self_,names,)}
                                                                           /// The entries currently in the box, in name order.
                                                                           /// 
-                                                                          /// Allowed on sealed boxes: it shows what a recovery will find.
+                                                                          /// Allowed on sealed boxes: it shows what a recovery will find. One
+                                                                          /// exception: on the kernel FDBox device, a box sealed by an earlier
+                                                                          /// host process keeps its entry list inside the box, where the
+                                                                          /// kernel lets nobody read while it is sealed, so `entries` there
+                                                                          /// fails with `box-sealed` until it is unsealed.
                                                                           fn entries(&mut self, self_: wasmtime::component::Resource<Box>,) -> Result<wasmtime::component::__internal::Vec<wasmtime::component::Resource<BoxFd>>,super::super::super::_TrappableError0>{
                                                                             HostBox::entries(*self,self_,)}
                                                                             /// Seal the box: its contents can then be neither added to nor taken
