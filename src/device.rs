@@ -30,6 +30,11 @@ pub struct DeviceArgs {
     /// else $XDG_RUNTIME_DIR/fdbox/fdbox.sock]
     #[arg(long, env = "FDBOX_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+
+    /// How long a request to the holder daemon may wait for it before it
+    /// fails with device-unavailable (a stalled daemon)
+    #[arg(long, env = "FDBOX_DAEMON_TIMEOUT", value_name = "SECONDS", default_value_t = 30.0, allow_negative_numbers = true, value_parser = crate::numbers::seconds)]
+    pub daemon_timeout: f64,
 }
 
 /// A kind of device.
@@ -77,19 +82,25 @@ impl DeviceArgs {
             DeviceKind::Liveupdate => Arc::new(LiveUpdateDevice::open().context(
                 "--device liveupdate: run under `fdbox emulate --device liveupdate` to emulate it, or use --device daemon",
             )?),
-            DeviceKind::Daemon => Arc::new(connect_or_start(&self.socket_path())?),
+            DeviceKind::Daemon => Arc::new(connect_or_start(
+                &self.socket_path(),
+                Duration::from_secs_f64(self.daemon_timeout),
+            )?),
         })
     }
 }
 
 /// Connect to the daemon at `socket`, starting one in the background (as
 /// ssh-agent-style tools do) if nothing listens there.
-fn connect_or_start(socket: &Path) -> Result<DaemonDevice> {
-    match DaemonDevice::connect(socket) {
+fn connect_or_start(socket: &Path, timeout: Duration) -> Result<DaemonDevice> {
+    match DaemonDevice::connect_with_timeout(socket, timeout) {
         Ok(device) => return Ok(device),
         // A place or a listener that is not this user's: refused, never
-        // replaced by a daemon of our own.
-        Err(e) if fdbox_host::device::daemon::private::is_refusal(&e) => return Err(e.into()),
+        // replaced by a daemon of our own; nor is one that is there but
+        // stalled.
+        Err(e) if fdbox_host::device::daemon::private::is_refusal(&e) || is_timeout(&e) => {
+            return Err(e.into());
+        }
         Err(_) => {}
     }
     let log = socket.with_file_name("daemon.log");
@@ -126,7 +137,7 @@ fn connect_or_start(socket: &Path) -> Result<DaemonDevice> {
         .context("cannot start the fdbox daemon")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match DaemonDevice::connect(socket) {
+        match DaemonDevice::connect_with_timeout(socket, timeout) {
             Ok(device) => {
                 eprintln!(
                     "fdbox: started the holder daemon (pid {}) at {}; its log is {}",
@@ -153,4 +164,9 @@ fn connect_or_start(socket: &Path) -> Result<DaemonDevice> {
             }
         }
     }
+}
+
+/// Whether `error` is a daemon that did not answer in time.
+fn is_timeout(error: &fdbox_host::Error) -> bool {
+    matches!(error, fdbox_host::Error::Device(e) if e.kind() == std::io::ErrorKind::TimedOut)
 }

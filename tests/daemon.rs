@@ -670,3 +670,40 @@ fn no_fd_goes_to_a_daemon_of_another_user() {
     assert!(err.contains("runs as uid 65534"), "{err}");
     assert_eq!(what_it_got(fake), "0", "fdbox sent it something");
 }
+
+#[test]
+fn a_stalled_daemon_fails_calls_in_time_instead_of_freezing_the_host() {
+    // A "daemon" of this user that accepts and never answers.
+    let tmp = tempdir("stalled");
+    let socket = tmp.join("fdbox.sock");
+    let listener = transport::listen(&socket).unwrap();
+    let started = Instant::now();
+    let out = Command::new(FDBOX)
+        .args([
+            "run",
+            "--device",
+            "daemon",
+            "--daemon-timeout",
+            "1",
+            "--socket",
+        ])
+        .arg(&socket)
+        .args([
+            "--box",
+            "b",
+            fdbox_guest_artifacts::PROBE,
+            "--",
+            "create",
+            "b",
+        ])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("did not answer within 1.0 s"), "{err}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // It was not replaced by a daemon of fdbox's own.
+    assert!(socket.exists());
+    drop(listener);
+}

@@ -30,6 +30,15 @@ use wire::{Frame, Head, MAX_FDS_PER_FRAME, MORE, Op, Record, Status};
 /// leaves the retry to find it done (a put or create then fails with
 /// "exists", a seal with "sealed", ...); no fd is lost either way, and a
 /// `get` whose fds never arrived finds them back in their box.
+///
+/// Every send and receive has a deadline ([`DaemonDevice::DEFAULT_TIMEOUT`],
+/// or [`DaemonDevice::connect_with_timeout`]): a daemon that stalls makes a
+/// call fail with `device-unavailable` saying what timed out, instead of
+/// freezing every guest of the host behind the connection's lock. A put
+/// that timed out hands the guest its handles back; the daemon may still
+/// apply it (with its own duplicates of the fds), so nothing is lost either
+/// way, and a get whose reply timed out is given back to its box by the
+/// daemon when the connection closes.
 pub struct DaemonDevice {
     path: PathBuf,
     conn: Mutex<Connection>,
@@ -38,6 +47,8 @@ pub struct DaemonDevice {
 struct Connection {
     socket: Option<OwnedFd>,
     buf: Vec<u8>,
+    /// The deadline of every send and receive.
+    timeout: std::time::Duration,
 }
 
 /// The replies to one request, with the fds they carried.
@@ -68,7 +79,10 @@ fn is_broken(result: &Result<Reply, Error>) -> bool {
 }
 
 /// A send failed: broken if the peer is gone.
-fn send_failed(what: &str, e: io::Error) -> Error {
+fn send_failed(what: &str, e: io::Error, timeout: std::time::Duration) -> Error {
+    if is_timeout(&e) {
+        return timed_out("take the request", timeout);
+    }
     match e.kind() {
         io::ErrorKind::BrokenPipe
         | io::ErrorKind::ConnectionReset
@@ -77,9 +91,29 @@ fn send_failed(what: &str, e: io::Error) -> Error {
     }
 }
 
+/// A send or receive that waited past the deadline: kind `TimedOut`, so a
+/// caller can tell a stalled daemon from a missing one.
+fn timed_out(what: &str, timeout: std::time::Duration) -> Error {
+    Error::Device(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "the fdbox daemon did not {what} within {:.1} s (a stalled daemon; see its log, or raise the timeout)",
+            timeout.as_secs_f64()
+        ),
+    ))
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// A receive failed: broken if the peer is gone.
-fn recv_failed(e: transport::RecvError) -> Error {
+fn recv_failed(e: transport::RecvError, timeout: std::time::Duration) -> Error {
     match e {
+        transport::RecvError::Io(e) if is_timeout(&e) => timed_out("answer", timeout),
         transport::RecvError::Closed => broken("receive", e),
         transport::RecvError::Io(e) if e.kind() == io::ErrorKind::ConnectionReset => {
             broken("receive", e)
@@ -92,11 +126,24 @@ impl DaemonDevice {
     /// Connect to the daemon listening at `path` and check it speaks this
     /// protocol.
     pub fn connect(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::connect_with_timeout(path, Self::DEFAULT_TIMEOUT)
+    }
+
+    /// How long a send or a receive may wait by default.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// [`DaemonDevice::connect`], with `timeout` for every send and receive
+    /// instead of [`DaemonDevice::DEFAULT_TIMEOUT`].
+    pub fn connect_with_timeout(
+        path: impl AsRef<Path>,
+        timeout: std::time::Duration,
+    ) -> Result<Self, Error> {
         let device = Self {
             path: path.as_ref().to_path_buf(),
             conn: Mutex::new(Connection {
                 socket: None,
                 buf: Vec::new(),
+                timeout,
             }),
         };
         device.lock().socket(&device.path)?;
@@ -155,12 +202,17 @@ impl Connection {
                 )
             })?;
             private::check_peer(&socket, &format!("the fdbox daemon at {}", path.display()))?;
+            use rustix::net::sockopt::{Timeout, set_socket_timeout};
+            for direction in [Timeout::Recv, Timeout::Send] {
+                set_socket_timeout(&socket, direction, Some(self.timeout))
+                    .map_err(|e| unavailable("cannot set the daemon connection's timeout", e))?;
+            }
             let mut hello = Frame::request(Op::Hello, "", Vec::new());
             hello.arg = wire::VERSION;
             hello.encode(&mut self.buf);
             transport::send(socket.as_fd(), &self.buf, &[])
-                .map_err(|e| send_failed("handshake", e))?;
-            recv_reply(socket.as_fd(), &mut self.buf, 0)?;
+                .map_err(|e| send_failed("handshake", e, self.timeout))?;
+            recv_reply(socket.as_fd(), &mut self.buf, 0, self.timeout)?;
             self.socket = Some(socket);
         }
         Ok(self.socket.as_ref().unwrap().as_fd())
@@ -177,7 +229,12 @@ impl Connection {
     ) -> Result<Reply, Error> {
         self.socket(path)?;
         // Borrow the socket and the buffer apart (no dup per request).
-        let Connection { socket, buf } = self;
+        let Connection {
+            socket,
+            buf,
+            timeout,
+        } = self;
+        let timeout = *timeout;
         let socket = socket.as_ref().expect("connected").as_fd();
         // Batches travel in frames of at most MAX_FDS_PER_FRAME records.
         let frames = records.len().div_ceil(MAX_FDS_PER_FRAME).max(1);
@@ -191,15 +248,20 @@ impl Connection {
             };
             let flags = if i + 1 < frames { MORE } else { 0 };
             Frame::encode_request(op, flags, arg, box_name, chunk, buf);
-            transport::send(socket, buf, chunk_fds).map_err(|e| send_failed("send", e))?;
+            transport::send(socket, buf, chunk_fds).map_err(|e| send_failed("send", e, timeout))?;
         }
-        let reply = recv_reply(socket, buf, if op == Op::Get { usize::MAX } else { 0 })?;
+        let reply = recv_reply(
+            socket,
+            buf,
+            if op == Op::Get { usize::MAX } else { 0 },
+            timeout,
+        )?;
         if op == Op::Get {
             let ack = Frame::request(Op::GetAck, "", Vec::new());
             ack.encode(buf);
             // Should this fail, the daemon never learns the fds arrived and
             // puts them back into their box: the retry gets them again.
-            transport::send(socket, buf, &[]).map_err(|e| send_failed("send", e))?;
+            transport::send(socket, buf, &[]).map_err(|e| send_failed("send", e, timeout))?;
         }
         Ok(reply)
     }
@@ -211,13 +273,14 @@ fn recv_reply(
     socket: BorrowedFd<'_>,
     buf: &mut Vec<u8>,
     max_fds_per_frame: usize,
+    timeout: std::time::Duration,
 ) -> Result<Reply, Error> {
     let mut reply = Reply {
         records: Vec::new(),
         fds: Vec::new(),
     };
     loop {
-        let fds = transport::recv(socket, buf).map_err(recv_failed)?;
+        let fds = transport::recv(socket, buf).map_err(|e| recv_failed(e, timeout))?;
         let frame =
             Frame::decode_reply(buf).map_err(|e| unavailable("bad reply from the daemon", e))?;
         match frame.head {
