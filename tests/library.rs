@@ -185,3 +185,60 @@ fn a_sync_host_serves_sockets_and_hands_them_over() {
         "second instance: {outcome:?}"
     );
 }
+
+#[path = "../host/examples/embed.rs"]
+mod embed;
+
+#[test]
+fn the_embedding_example_runs_a_command_sync_then_async() {
+    use fdbox_guest_artifacts::PROBE;
+    let _alone = alone();
+    let device: Arc<dyn Device> = Arc::new(MemoryDevice::new());
+    let view = || embed::guest_view(device.clone()).unwrap();
+    let state = Name::new("app.state").unwrap();
+    let code = embed::run_sync(
+        PROBE,
+        &[
+            "create",
+            "app.state",
+            "put-memfd",
+            "app.state",
+            "n",
+            "41",
+            "seal",
+            "app.state",
+        ],
+        view(),
+    )
+    .unwrap();
+    assert_eq!(code, 0);
+    assert!(device.status(&state).unwrap().sealed);
+    // Outside the prefix, and `delete` is not granted: refused, nothing
+    // changes.
+    embed::run_sync(PROBE, &["create", "other", "delete", "app.state"], view()).unwrap();
+    assert_eq!(device.boxes().unwrap().len(), 1);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let code = runtime
+        .block_on(embed::run_async(
+            PROBE,
+            &["unseal", "app.state", "get", "app.state", "n", "exit", "7"],
+            view(),
+        ))
+        .unwrap();
+    assert_eq!(code, 7, "exit-with-code arrives as I32Exit");
+    assert_eq!(
+        device.status(&state).unwrap().entries,
+        0,
+        "the async instance took it"
+    );
+    // The quota: 4 boxes at most for this guest.
+    let many: Vec<String> = (0..5)
+        .flat_map(|i| ["create".to_owned(), format!("app.{i}")])
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    embed::run_sync(PROBE, &many, view()).unwrap();
+    assert_eq!(device.boxes().unwrap().len(), 4);
+}

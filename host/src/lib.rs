@@ -23,6 +23,10 @@
 //!
 //! # Example
 //!
+//! A whole embedder (a command component, a prefix grant, quotas, the sync
+//! and the async linker, the guest's exit code) is `examples/embed.rs`:
+//! `cargo run -p fdbox-host --example embed`. The smallest one:
+//!
 //! ```
 //! use fdbox_host::{Fdbox, FdboxCtx, Grant, MemoryDevice, Name};
 //! use std::sync::Arc;
@@ -91,6 +95,7 @@ pub use device::daemon::DaemonDevice;
 pub use device::{
     Access, Device, Error, ErrorCode, Handle, HandleKind, HeldBox, MAX_NAME_LEN, MemoryDevice, Name,
 };
+pub use wasm::grant::Operation;
 pub use wasm::{
     BoxFdRef, BoxRef, Fdbox, FdboxCtx, FdboxCtxBuilder, Grant, Grants, Lifecycle, ListenerGrants,
     Permissions, Quotas, WasiFdbox, add_to_linker,
