@@ -426,6 +426,7 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut last_accept_warning = None;
     let code = loop {
         let stream = tokio::select! {
             accepted = control.accept() => match accepted {
@@ -439,7 +440,14 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
                     }
                 },
                 Err(e) => {
-                    tracing::warn!("control socket: {e}");
+                    // Out of fds (a guest holding thousands of them, say):
+                    // back off instead of spinning, and say so once a
+                    // minute, not once per attempt.
+                    if last_accept_warning.is_none_or(|at: std::time::Instant| at.elapsed() > Duration::from_secs(60)) {
+                        tracing::warn!("control socket: {e}; retrying every 100 ms (warned once a minute)");
+                        last_accept_warning = Some(std::time::Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
