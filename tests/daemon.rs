@@ -707,3 +707,173 @@ fn a_stalled_daemon_fails_calls_in_time_instead_of_freezing_the_host() {
     assert!(socket.exists());
     drop(listener);
 }
+
+#[test]
+fn a_daemon_out_of_threads_refuses_connections_and_loses_nothing() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !rustix::process::geteuid().is_root() {
+        panic!("this test runs the daemon as another user: run the tests as root");
+    }
+    // The daemon runs as uid 65534 with at most 60 processes and threads
+    // for that uid (RLIMIT_NPROC does not bind root).
+    let tmp = tempdir("nproc");
+    // Others may pass through (not list) the test's directory to theirs.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let dir = tmp.join("u");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let nobody = rustix::process::Uid::from_raw(65534);
+    rustix::fs::chown(
+        &dir,
+        Some(nobody),
+        Some(rustix::process::Gid::from_raw(65534)),
+    )
+    .unwrap();
+    let socket = dir.join("fdbox.sock");
+    let log = tmp.join("daemon.log");
+    let mut daemon = Command::new("prlimit")
+        .args(["--nproc=60", "--"])
+        .arg(FDBOX)
+        .args(["daemon", "--hello-timeout", "60", "--socket"])
+        .arg(&socket)
+        .env("FDBOX_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .uid(65534)
+        .gid(65534)
+        .spawn()
+        .unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new(FDBOX)
+            .args(args)
+            .env("FDBOX_SOCKET", &socket)
+            .env("HOME", "/nonexistent")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = as_nobody(&[
+        "run",
+        "--no-cache",
+        "--device",
+        "daemon",
+        "--box",
+        "b",
+        fdbox_guest_artifacts::PROBE,
+        "--",
+        "create",
+        "b",
+        "put-memfd",
+        "b",
+        "x",
+        "kept",
+        "seal",
+        "b",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 1,000 idle connections: far more than the daemon can give a thread.
+    let idle: Vec<_> = (0..1000)
+        .filter_map(|_| transport::connect(&socket).ok())
+        .collect();
+    assert_eq!(idle.len(), 1000, "the listen backlog took them all");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon died:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    drop(idle);
+
+    // The sealed box is still there, served to the next client.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let listing = loop {
+        let out = as_nobody(&["ls", "--json"]);
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ls: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let boxes: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    assert_eq!(boxes[0]["name"], "b", "{listing}");
+    assert_eq!(boxes[0]["sealed"], true, "{listing}");
+    assert_eq!(boxes[0]["entries"][0]["name"], "x", "{listing}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("cannot start a thread"),
+        "no refusal logged:\n{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    // Refusals are logged once per interval, not once per connection.
+    assert!(text.matches("refused a connection").count() < 10, "{text}");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
+
+#[test]
+fn connections_are_capped_and_idle_ones_dropped() {
+    let tmp = tempdir("caps");
+    let socket = tmp.join("fdbox.sock");
+    let log = tmp.join("daemon.log");
+    let mut daemon = Command::new(FDBOX)
+        .args([
+            "daemon",
+            "--max-connections-per-uid",
+            "5",
+            "--hello-timeout",
+            "1",
+            "--socket",
+        ])
+        .arg(&socket)
+        .env("FDBOX_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while DaemonDevice::connect(&socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Five connections that never say HELLO take every slot of this uid...
+    let idle: Vec<_> = (0..5)
+        .map(|_| transport::connect(&socket).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let refused = DaemonDevice::connect(&socket);
+    assert!(refused.is_err(), "a sixth connection was served");
+    // ...until the daemon drops them for saying nothing.
+    std::thread::sleep(Duration::from_millis(1500));
+    let device = DaemonDevice::connect(&socket).expect("served once the idle ones are gone");
+    assert!(device.boxes().unwrap().is_empty());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let me = rustix::process::geteuid().as_raw();
+    assert!(
+        text.contains(&format!("uid {me} has 5 connections")),
+        "{text}"
+    );
+    drop(idle);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}

@@ -45,6 +45,19 @@ pub struct DaemonArgs {
     /// Most entries in one box.
     #[arg(long = "max-entries", default_value_t = Limits::DEFAULT_MAX_ENTRIES_PER_BOX, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
     max_entries_per_box: usize,
+
+    /// Most connections served at once, all peers together (more are
+    /// refused, logged once per 10 s).
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONNECTIONS, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
+    max_connections: usize,
+
+    /// Most connections served at once for one uid.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONNECTIONS_PER_UID, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
+    max_connections_per_uid: usize,
+
+    /// How long a new connection may take to say HELLO before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::DEFAULT_HELLO_TIMEOUT.as_secs_f64(), allow_negative_numbers = true, value_parser = crate::numbers::seconds)]
+    hello_timeout: f64,
 }
 
 /// Make `dir` exist as a private directory (0700) of this user's, or refuse
@@ -105,6 +118,9 @@ pub fn run(args: DaemonArgs) -> Result<()> {
     let mut limits = Limits {
         max_boxes: args.max_boxes,
         max_entries_per_box: args.max_entries_per_box,
+        max_connections: args.max_connections,
+        max_connections_per_uid: args.max_connections_per_uid,
+        hello_timeout: std::time::Duration::from_secs_f64(args.hello_timeout),
         ..Limits::from_rlimit()
     };
     if let (Some(_), Some(store_max)) = (&notify, systemd::fd_store_max()) {

@@ -42,6 +42,12 @@ pub struct Limits {
     /// Most fds the daemon holds in boxes at once: below RLIMIT_NOFILE, so a
     /// put is refused with quota-exceeded before the kernel would drop fds.
     pub max_held_fds: usize,
+    /// Most connections served at once, all peers together.
+    pub max_connections: usize,
+    /// Most connections served at once for one uid (root's count too).
+    pub max_connections_per_uid: usize,
+    /// How long a new connection may take to say HELLO before it is closed.
+    pub hello_timeout: Duration,
 }
 
 impl Limits {
@@ -49,6 +55,12 @@ impl Limits {
     pub const DEFAULT_MAX_BOXES: usize = 4096;
     /// Default entries per box.
     pub const DEFAULT_MAX_ENTRIES_PER_BOX: usize = 65536;
+    /// Default connections, all peers together.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+    /// Default connections of one uid.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = 512;
+    /// Default wait for a new connection's HELLO.
+    pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// Defaults, with the fd budget taken from this process's RLIMIT_NOFILE
     /// (less headroom for connections and frames in flight).
@@ -59,6 +71,9 @@ impl Limits {
             max_boxes: Self::DEFAULT_MAX_BOXES,
             max_entries_per_box: Self::DEFAULT_MAX_ENTRIES_PER_BOX,
             max_held_fds: nofile.saturating_sub(HEADROOM_FDS),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_uid: Self::DEFAULT_MAX_CONNECTIONS_PER_UID,
+            hello_timeout: Self::DEFAULT_HELLO_TIMEOUT,
         }
     }
 }
@@ -99,9 +114,26 @@ struct Gate {
     in_flight: usize,
     /// Connections being served.
     sessions: usize,
-    /// A duplicate of each served connection, to shut it down on upgrade.
-    conns: BTreeMap<u64, OwnedFd>,
+    /// A duplicate of each served connection, to shut it down on upgrade,
+    /// with its peer's uid.
+    conns: BTreeMap<u64, (OwnedFd, u32)>,
     next_conn: u64,
+    /// Connections served, per peer uid.
+    per_uid: std::collections::HashMap<u32, usize>,
+}
+
+/// Why a connection was not served.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum NotServed {
+    /// The holder is being upgraded.
+    #[error("the daemon is upgrading")]
+    Quiescing,
+    /// A limit on connections was reached.
+    #[error("{0}")]
+    Limit(String),
+    /// The connection could not be duplicated (out of fds).
+    #[error("cannot serve a connection: {0}")]
+    Io(std::io::Error),
 }
 
 /// An op in flight; the upgrade waits for it.
@@ -130,7 +162,14 @@ pub(super) struct Registered<'a> {
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
         let mut gate = self.holder.gate();
-        gate.conns.remove(&self.id);
+        if let Some((_, uid)) = gate.conns.remove(&self.id) {
+            if let Some(n) = gate.per_uid.get_mut(&uid) {
+                *n -= 1;
+                if *n == 0 {
+                    gate.per_uid.remove(&uid);
+                }
+            }
+        }
         gate.sessions -= 1;
         if gate.quiescing {
             self.holder.gate_changed.notify_all();
@@ -227,23 +266,35 @@ impl Holder {
 
     /// Count a connection in, unless an upgrade is under way; its
     /// [`Holder::registered`] guard counts it out.
-    pub(super) fn register(&self, conn: &OwnedFd) -> Option<u64> {
-        let dup = match conn.try_clone() {
-            Ok(dup) => dup,
-            Err(e) => {
-                tracing::error!("cannot serve a connection: {e}");
-                return None;
-            }
-        };
+    pub(super) fn register(&self, conn: &OwnedFd, uid: u32) -> Result<u64, NotServed> {
+        let dup = conn.try_clone().map_err(NotServed::Io)?;
         let mut gate = self.gate();
         if gate.quiescing {
-            return None;
+            return Err(NotServed::Quiescing);
+        }
+        if gate.sessions >= self.limits.max_connections {
+            return Err(NotServed::Limit(format!(
+                "{} connections are served, the daemon's limit",
+                gate.sessions
+            )));
+        }
+        let of_uid = gate.per_uid.get(&uid).copied().unwrap_or(0);
+        if of_uid >= self.limits.max_connections_per_uid {
+            return Err(NotServed::Limit(format!(
+                "uid {uid} has {of_uid} connections, the daemon's limit per uid"
+            )));
         }
         let id = gate.next_conn;
         gate.next_conn += 1;
-        gate.conns.insert(id, dup);
+        gate.conns.insert(id, (dup, uid));
+        *gate.per_uid.entry(uid).or_default() += 1;
         gate.sessions += 1;
-        Some(id)
+        Ok(id)
+    }
+
+    /// How long a new connection may take to say HELLO.
+    pub(super) fn hello_timeout(&self) -> Duration {
+        self.limits.hello_timeout
     }
 
     /// The guard of a connection [`Holder::register`] counted in: dropped
@@ -399,7 +450,7 @@ impl Holder {
         // with its peer gone (its pending frames are still read first, so an
         // acknowledgement that arrived is honoured), gives back what it
         // lent, and ends; a peer sending from now on gets EPIPE.
-        for conn in gate.conns.values() {
+        for (conn, _) in gate.conns.values() {
             let _ = rustix::net::shutdown(conn, rustix::net::Shutdown::Both);
         }
         let deadline = Instant::now() + patience;

@@ -3,7 +3,7 @@
 //! protocol of [`crate::device::daemon::wire`] and turns each request into
 //! one of [`Holder`]'s ops.
 
-use super::holder::{Holder, OpGuard};
+use super::holder::{Holder, NotServed, OpGuard};
 use crate::device::daemon::transport::{self, RecvError};
 use crate::device::daemon::wire::{
     self, Frame, Head, MAX_FDS_PER_FRAME, MORE, Op, Record, Status, WireError,
@@ -18,6 +18,31 @@ use std::time::Duration;
 
 /// How often [`serve_until`] looks at its stop flag when no peer connects.
 const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Refusals of connections, logged once per interval with how many there
+/// were, not once per attempt: a flood must not flood the log too.
+#[derive(Default)]
+struct Refusals {
+    last: Option<std::time::Instant>,
+    since: usize,
+}
+
+impl Refusals {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    fn note(&mut self, what: &str) {
+        self.since += 1;
+        if self.last.is_none_or(|at| at.elapsed() >= Self::INTERVAL) {
+            tracing::warn!(
+                "{what} ({} refused in the last {} s)",
+                self.since,
+                Self::INTERVAL.as_secs()
+            );
+            self.last = Some(std::time::Instant::now());
+            self.since = 0;
+        }
+    }
+}
 
 /// Accept connections on `listener` forever, one thread each. Peers of
 /// another user (other than root) are refused before anything is read.
@@ -38,6 +63,7 @@ pub fn serve_until(
     use rustix::io::Errno;
     let me = rustix::process::geteuid();
     let wait = Timespec::try_from(STOP_POLL).expect("a short timeout");
+    let mut refusals = Refusals::default();
     loop {
         if stop.load(Ordering::SeqCst) {
             return Ok(());
@@ -52,7 +78,7 @@ pub fn serve_until(
             Ok(conn) => conn,
             Err(Errno::INTR | Errno::CONNABORTED | Errno::AGAIN) => continue,
             Err(Errno::MFILE | Errno::NFILE) => {
-                tracing::error!("out of fds: cannot accept a connection");
+                refusals.note("out of fds: cannot accept a connection");
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
@@ -63,11 +89,26 @@ pub fn serve_until(
                 tracing::debug!(pid = cred.pid.as_raw_nonzero().get(), "peer connected");
                 // Counted in before the thread exists, so an upgrade
                 // that starts now waits for it.
-                let Some(id) = holder.register(&conn) else {
-                    continue;
+                let id = match holder.register(&conn, cred.uid.as_raw()) {
+                    Ok(id) => id,
+                    Err(NotServed::Quiescing) => continue,
+                    Err(e) => {
+                        refusals.note(&format!("refused a connection: {e}"));
+                        continue;
+                    }
                 };
-                let holder = holder.clone();
-                std::thread::spawn(move || serve_registered(&holder, conn, id));
+                let served = holder.clone();
+                // Out of threads (RLIMIT_NPROC, a cgroup's pids.max,
+                // TasksMax) refuses this connection; the daemon and what it
+                // holds carry on.
+                let spawned = std::thread::Builder::new()
+                    .name("fdbox-session".into())
+                    .spawn(move || serve_registered(&served, conn, id));
+                if let Err(e) = spawned {
+                    // The closure, and the connection in it, are dropped.
+                    drop(holder.registered(id));
+                    refusals.note(&format!("refused a connection: cannot start a thread: {e}"));
+                }
             }
             Ok(cred) => tracing::warn!(
                 uid = cred.uid.as_raw(),
@@ -82,8 +123,10 @@ pub fn serve_until(
 /// Serve one connection until the peer leaves or breaks the protocol
 /// (or the holder quiesces for an upgrade).
 pub fn serve_connection(holder: &Holder, conn: OwnedFd) {
-    if let Some(id) = holder.register(&conn) {
-        serve_registered(holder, conn, id);
+    let uid = rustix::net::sockopt::socket_peercred(&conn).map_or(u32::MAX, |c| c.uid.as_raw());
+    match holder.register(&conn, uid) {
+        Ok(id) => serve_registered(holder, conn, id),
+        Err(e) => tracing::debug!("not serving a connection: {e}"),
     }
 }
 
@@ -115,6 +158,9 @@ fn serve_session(holder: &Holder, conn: OwnedFd) {
             session.reply(Status::ProtocolError, Vec::new(), e.to_string());
         }
         Err(SessionEnd::Io(e)) => tracing::warn!("connection failed: {e}"),
+        Err(SessionEnd::NoHello) => {
+            tracing::debug!("closing a connection that sent no HELLO in time")
+        }
     }
     session.give_back_lent();
 }
@@ -122,6 +168,8 @@ fn serve_session(holder: &Holder, conn: OwnedFd) {
 /// Why a session ended.
 enum SessionEnd {
     Closed,
+    /// No HELLO within the holder's timeout.
+    NoHello,
     /// The holder quiesces for an upgrade: the request just read is dropped
     /// unapplied and unanswered, so the peer may send it again.
     Upgrading,
@@ -187,7 +235,18 @@ impl<'a> Session<'a> {
     }
 
     fn run(&mut self) -> Result<(), SessionEnd> {
-        let (hello, _) = self.recv()?;
+        // A connection that never says HELLO is dropped: it would hold a
+        // connection slot (and a thread) for nothing.
+        use rustix::net::sockopt::{Timeout, set_socket_timeout};
+        set_socket_timeout(self.conn, Timeout::Recv, Some(self.holder.hello_timeout()))
+            .map_err(|e| SessionEnd::Io(e.into()))?;
+        let (hello, _) = match self.recv() {
+            Err(SessionEnd::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(SessionEnd::NoHello);
+            }
+            other => other?,
+        };
+        set_socket_timeout(self.conn, Timeout::Recv, None).map_err(|e| SessionEnd::Io(e.into()))?;
         if hello.head != Head::Request(Op::Hello) {
             return Err(ProtocolError::NoHello.into());
         }
