@@ -877,3 +877,77 @@ fn connections_are_capped_and_idle_ones_dropped() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+/// An `fdbox daemon` at `socket` with RLIMIT_NOFILE `nofile` (soft and hard).
+fn daemon_with_nofile(tmp: &Path, nofile: u32) -> (std::process::Child, PathBuf, DaemonDevice) {
+    let socket = tmp.join("fdbox.sock");
+    let log = tmp.join(format!("daemon-{nofile}.log"));
+    let child = Command::new("prlimit")
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg("--")
+        .arg(FDBOX)
+        .args(["daemon", "--socket"])
+        .arg(&socket)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let device = loop {
+        match DaemonDevice::connect(&socket) {
+            Ok(device) => break device,
+            Err(e) => assert!(Instant::now() < deadline, "{e}"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (child, log, device)
+}
+
+#[test]
+fn a_put_past_the_daemons_fds_is_quota_exceeded_and_loses_nothing() {
+    use fdbox_host::ErrorCode;
+    let b = name("b");
+    let batch = |n: usize| -> Vec<(fdbox_host::Name, Handle)> {
+        (0..n)
+            .map(|i| (name(&format!("e{i}")), memfd("x")))
+            .collect()
+    };
+
+    // Room for 800 fds, so a budget of 230 held (less the headroom): a
+    // 300-entry batch is refused at its first frame (253 fds), which is
+    // counted in the budget while it waits for the rest.
+    let tmp = tempdir("budget");
+    let (mut child, _, d) = daemon_with_nofile(tmp.path(), 800);
+    d.create_box(&b).unwrap();
+    let refused = d.put_many(&b, batch(300)).unwrap_err();
+    assert_eq!(
+        refused.error.code(),
+        ErrorCode::QuotaExceeded,
+        "{}",
+        refused.error
+    );
+    assert_eq!(refused.entries.len(), 300, "every handle handed back");
+    assert_eq!(d.status(&b).unwrap().entries, 0);
+    d.put_many(&b, batch(5)).unwrap();
+    assert_eq!(d.status(&b).unwrap().entries, 5);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Room for 200 fds: the kernel itself drops part of a 253-fd frame
+    // (MSG_CTRUNC). That too is quota-exceeded, not a broken connection.
+    let tmp = tempdir("ctrunc");
+    let (mut child, log, d) = daemon_with_nofile(tmp.path(), 200);
+    d.create_box(&b).unwrap();
+    let refused = d.put_many(&b, batch(253)).unwrap_err();
+    assert_eq!(
+        refused.error.code(),
+        ErrorCode::QuotaExceeded,
+        "{}\n{}",
+        refused.error,
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert_eq!(refused.entries.len(), 253);
+    assert!(d.boxes().is_ok(), "the connection still serves");
+    assert!(child.try_wait().unwrap().is_none());
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -86,6 +86,9 @@ pub struct Holder {
     boxes: MemoryDevice,
     limits: Limits,
     held: AtomicUsize,
+    /// Fds received in frames of batches whose last frame has not come:
+    /// not yet held, but in the daemon's process, so in its budget.
+    staged: AtomicUsize,
     /// Taken by every op that changes what the holder holds, from the change
     /// to the end of the fd store's sync: the store and a hand-over only ever
     /// see whole ops.
@@ -198,6 +201,7 @@ impl Holder {
             boxes: MemoryDevice::new(),
             limits,
             held: AtomicUsize::new(0),
+            staged: AtomicUsize::new(0),
             shared: Mutex::new(Shared {
                 loans: BTreeMap::new(),
                 next_loan: 0,
@@ -358,11 +362,9 @@ impl Holder {
         quotas.extend(caller_limit.map(EntriesQuota::Guest));
         self.change(|_| {
             let held = self.held.load(Ordering::Relaxed);
-            if held + count > self.limits.max_held_fds {
-                return Err(Error::QuotaExceeded(format!(
-                    "the daemon holds {held} fds and may hold {} (its RLIMIT_NOFILE less headroom)",
-                    self.limits.max_held_fds
-                )));
+            let staged = self.staged.load(Ordering::Relaxed);
+            if held + staged + count > self.limits.max_held_fds {
+                return Err(self.over_budget(held, staged));
             }
             self.boxes
                 .put_within(box_name, entries, &quotas)
@@ -370,6 +372,30 @@ impl Holder {
             self.held.fetch_add(count, Ordering::Relaxed);
             Ok(())
         })
+    }
+
+    /// Count `count` fds of an unfinished batch into the fd budget, or
+    /// refuse them (quota-exceeded) if the budget has no room for them.
+    pub(super) fn stage(&self, count: usize) -> Result<(), Error> {
+        let held = self.held.load(Ordering::Relaxed);
+        let staged = self.staged.fetch_add(count, Ordering::Relaxed);
+        if held + staged + count > self.limits.max_held_fds {
+            self.staged.fetch_sub(count, Ordering::Relaxed);
+            return Err(self.over_budget(held, staged));
+        }
+        Ok(())
+    }
+
+    /// Count `count` staged fds out again (their batch ended).
+    pub(super) fn unstage(&self, count: usize) {
+        self.staged.fetch_sub(count, Ordering::Relaxed);
+    }
+
+    fn over_budget(&self, held: usize, staged: usize) -> Error {
+        Error::QuotaExceeded(format!(
+            "the daemon holds {held} fds and {staged} more in unfinished batches, and may hold {} (its RLIMIT_NOFILE less headroom)",
+            self.limits.max_held_fds
+        ))
     }
 
     /// Take `names` out of `box_name` for a peer, as a loan: they stay the

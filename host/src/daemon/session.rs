@@ -144,6 +144,8 @@ fn serve_session(holder: &Holder, conn: OwnedFd) {
         buf: Vec::new(),
         out: Vec::new(),
         staged_put: Vec::new(),
+        batch_records: 0,
+        refused_batch: None,
         staged_get: Vec::new(),
         lent: None,
         op: None,
@@ -163,6 +165,8 @@ fn serve_session(holder: &Holder, conn: OwnedFd) {
         }
     }
     session.give_back_lent();
+    // A batch cut off midway: its fds close with the session.
+    holder.unstage(session.staged_put.len());
 }
 
 /// Why a session ended.
@@ -217,8 +221,14 @@ struct Session<'a> {
     conn: BorrowedFd<'a>,
     buf: Vec<u8>,
     out: Vec<u8>,
-    /// Frames of a batch put whose last frame has not arrived.
+    /// Frames of a batch put whose last frame has not arrived (their fds
+    /// counted in the holder's budget: [`Holder::stage`]).
     staged_put: Vec<(Record, OwnedFd)>,
+    /// Records of the batch so far, refused or not.
+    batch_records: usize,
+    /// The batch put under way is refused (its fds did not fit): later
+    /// frames of it are read and dropped, and its last frame gets this.
+    refused_batch: Option<Error>,
     /// Names of a batch get whose last frame has not arrived.
     staged_get: Vec<Record>,
     /// The loan of the last GET, until the peer acknowledges it.
@@ -229,9 +239,37 @@ struct Session<'a> {
 
 impl<'a> Session<'a> {
     fn recv(&mut self) -> Result<(Frame, Vec<OwnedFd>), SessionEnd> {
-        let fds = transport::recv(self.conn, &mut self.buf)?;
-        let frame = Frame::decode_request(&self.buf, fds.len()).map_err(ProtocolError::from)?;
-        Ok((frame, fds))
+        match transport::recv(self.conn, &mut self.buf) {
+            Ok(fds) => {
+                let frame =
+                    Frame::decode_request(&self.buf, fds.len()).map_err(ProtocolError::from)?;
+                Ok((frame, fds))
+            }
+            // The daemon is out of fds: a PUT frame's fds were dropped by
+            // the kernel. The batch is refused with quota-exceeded (the
+            // peer still has its own fds); anything else ends the session.
+            Err(RecvError::FdsTruncated) => {
+                let frame = Frame::decode_request_without_fds(&self.buf)
+                    .map_err(|_| SessionEnd::from(RecvError::FdsTruncated))?;
+                if frame.head != Head::Request(Op::Put) {
+                    return Err(RecvError::FdsTruncated.into());
+                }
+                self.refuse_batch(Error::QuotaExceeded(
+                    "the daemon ran out of fds receiving this batch (its RLIMIT_NOFILE); nothing was put"
+                        .into(),
+                ));
+                Ok((frame, Vec::new()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Refuse the batch put under way with `error`: what it staged is
+    /// dropped now, and its last frame is answered with `error`.
+    fn refuse_batch(&mut self, error: Error) {
+        self.holder.unstage(self.staged_put.len());
+        self.staged_put.clear();
+        self.refused_batch.get_or_insert(error);
     }
 
     fn run(&mut self) -> Result<(), SessionEnd> {
@@ -267,7 +305,7 @@ impl<'a> Session<'a> {
     }
 
     fn handle(&mut self, op: Op, frame: Frame, fds: Vec<OwnedFd>) -> Result<(), SessionEnd> {
-        let batching = !self.staged_put.is_empty() || !self.staged_get.is_empty();
+        let batching = self.batch_records > 0 || !self.staged_get.is_empty();
         if batching && !matches!(op, Op::Put | Op::Get) {
             return Err(ProtocolError::BatchChanged.into());
         }
@@ -289,18 +327,31 @@ impl<'a> Session<'a> {
                 if !self.staged_get.is_empty() {
                     return Err(ProtocolError::BatchChanged.into());
                 }
-                self.staged_put.extend(frame.records.into_iter().zip(fds));
-                self.check_batch_size(self.staged_put.len())?;
+                self.batch_records += frame.records.len();
+                self.check_batch_size(self.batch_records)?;
+                if self.refused_batch.is_none() {
+                    match self.holder.stage(fds.len()) {
+                        Ok(()) => self.staged_put.extend(frame.records.into_iter().zip(fds)),
+                        Err(e) => self.refuse_batch(e),
+                    }
+                }
                 if more {
                     return Ok(());
                 }
+                self.batch_records = 0;
                 let staged = std::mem::take(&mut self.staged_put);
-                let caller_limit = (frame.arg != 0).then_some(frame.arg as usize);
-                self.put(&frame.box_name, staged, caller_limit)
-                    .map(|()| Vec::new())
+                self.holder.unstage(staged.len());
+                match self.refused_batch.take() {
+                    Some(error) => Err(error),
+                    None => {
+                        let caller_limit = (frame.arg != 0).then_some(frame.arg as usize);
+                        self.put(&frame.box_name, staged, caller_limit)
+                            .map(|()| Vec::new())
+                    }
+                }
             }
             Op::Get => {
-                if !self.staged_put.is_empty() {
+                if self.batch_records > 0 {
                     return Err(ProtocolError::BatchChanged.into());
                 }
                 self.staged_get.extend(frame.records);

@@ -100,6 +100,12 @@ fn recv_into(
     // Take the fds first, so that they are owned (and closed on any error).
     let fds = take_fds(&mut control);
     if msg.flags.contains(ReturnFlags::CTRUNC) {
+        // The bytes are whole: keep them, so the receiver can say what it
+        // could not take.
+        if msg.bytes <= MAX_FRAME_LEN && !msg.flags.contains(ReturnFlags::TRUNC) {
+            buf.clear();
+            buf.extend_from_slice(&space[..msg.bytes]);
+        }
         return Err(RecvError::FdsTruncated);
     }
     if msg.bytes == 0 && fds.is_empty() {

@@ -327,6 +327,12 @@ impl Frame {
         Ok(frame)
     }
 
+    /// Decode a request frame whose fds the kernel dropped (MSG_CTRUNC):
+    /// the frame is whole, its fds are not, so their count is not checked.
+    pub fn decode_request_without_fds(bytes: &[u8]) -> Result<Frame, WireError> {
+        Self::decode(bytes, true)
+    }
+
     /// Decode a reply frame.
     pub fn decode_reply(bytes: &[u8]) -> Result<Frame, WireError> {
         Self::decode(bytes, false)
