@@ -165,12 +165,12 @@ pub(super) struct Registered<'a> {
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
         let mut gate = self.holder.gate();
-        if let Some((_, uid)) = gate.conns.remove(&self.id) {
-            if let Some(n) = gate.per_uid.get_mut(&uid) {
-                *n -= 1;
-                if *n == 0 {
-                    gate.per_uid.remove(&uid);
-                }
+        if let Some((_, uid)) = gate.conns.remove(&self.id)
+            && let Some(n) = gate.per_uid.get_mut(&uid)
+        {
+            *n -= 1;
+            if *n == 0 {
+                gate.per_uid.remove(&uid);
             }
         }
         gate.sessions -= 1;

@@ -238,7 +238,7 @@ pub fn the_longest_names_work(scope: &str) {
         device.unseal(&b).unwrap();
         device.delete_box(&b).unwrap();
     }
-    if scope.len() > 0 {
+    if !scope.is_empty() {
         let too_long = device
             .create_box(&name(&"n".repeat(256 - scope.len())))
             .unwrap_err();
