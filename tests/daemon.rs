@@ -714,7 +714,7 @@ fn a_daemon_out_of_threads_refuses_connections_and_loses_nothing() {
     if !rustix::process::geteuid().is_root() {
         panic!("this test runs the daemon as another user: run the tests as root");
     }
-    // The daemon runs as uid 65534 with at most 60 processes and threads
+    // The daemon runs as uid 65534 with at most 100 processes and threads
     // for that uid (RLIMIT_NPROC does not bind root).
     let tmp = tempdir("nproc");
     // Others may pass through (not list) the test's directory to theirs.
@@ -732,7 +732,7 @@ fn a_daemon_out_of_threads_refuses_connections_and_loses_nothing() {
     let socket = dir.join("fdbox.sock");
     let log = tmp.join("daemon.log");
     let mut daemon = Command::new("prlimit")
-        .args(["--nproc=60", "--"])
+        .args(["--nproc=100", "--"])
         .arg(FDBOX)
         .args(["daemon", "--hello-timeout", "60", "--socket"])
         .arg(&socket)
