@@ -35,6 +35,11 @@ pub struct GuestArgs {
     #[arg(long = "max-entries", default_value_t = Quotas::DEFAULT_MAX_ENTRIES_PER_BOX, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
     max_entries_per_box: usize,
 
+    /// Most bytes the memory files in the guest's boxes may hold together
+    /// (checked when it puts one).
+    #[arg(long, value_name = "BYTES", default_value_t = Quotas::DEFAULT_MAX_MEMORY_FILE_BYTES, allow_negative_numbers = true, value_parser = crate::numbers::count::<u64>)]
+    max_memory_file_bytes: u64,
+
     /// Give the guest a host directory: `HOST::GUEST`, or `HOST` at the same
     /// path.
     #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
@@ -111,6 +116,7 @@ impl GuestArgs {
             .quotas(Quotas {
                 max_boxes: self.max_boxes,
                 max_entries_per_box: self.max_entries_per_box,
+                max_memory_file_bytes: self.max_memory_file_bytes,
             })
     }
 

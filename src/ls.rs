@@ -39,6 +39,7 @@ pub fn run(args: LsArgs) -> Result<()> {
                 serde_json::json!({
                     "name": status.name.as_str(),
                     "sealed": status.sealed,
+                    "bytes": bytes(entries),
                     "entries": entries.iter().map(|e| serde_json::json!({
                         "name": e.name.as_str(),
                         "kind": e.kind.as_str(),
@@ -56,9 +57,10 @@ pub fn run(args: LsArgs) -> Result<()> {
     for (status, entries) in &boxes {
         let seal = if status.sealed { "sealed" } else { "unsealed" };
         println!(
-            "{}  ({seal}, {} entries)",
+            "{}  ({seal}, {} entries, {} bytes)",
             printable(status.name.as_str()),
-            entries.len()
+            entries.len(),
+            bytes(entries)
         );
         for e in entries {
             let size = e.size.map(|s| format!("  {s} bytes")).unwrap_or_default();
@@ -70,6 +72,11 @@ pub fn run(args: LsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The bytes a box's files and memory files hold together.
+fn bytes(entries: &[fdbox_host::device::EntryInfo]) -> u64 {
+    entries.iter().filter_map(|e| e.size).sum()
 }
 
 /// A name as it may be shown on a terminal: a guest chooses names, and a

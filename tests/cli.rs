@@ -674,3 +674,45 @@ fn one_place_says_where_the_guest_toolchains_are() {
     assert!(Path::new(fdbox_guest_artifacts::COMPONENTIZE_PY).is_file());
     assert!(!Path::new("/tmp/some-shared-target").exists());
 }
+
+#[test]
+fn memory_files_have_a_byte_quota_per_guest() {
+    // 10 bytes for this guest's memory files, whichever box they are in.
+    let lines = probe(
+        &["--box-prefix", "m", "--max-memory-file-bytes", "10"],
+        &[
+            "create",
+            "m1",
+            "create",
+            "m2",
+            "put-memfd",
+            "m1",
+            "a",
+            "12345",
+            "put-memfd",
+            "m2",
+            "b",
+            "123456",
+            "put-memfd",
+            "m2",
+            "c",
+            "12345",
+            "put-memfd",
+            "m1",
+            "d",
+            "1",
+        ],
+    );
+    // The refused memory file came back working (no handle-lost).
+    assert_eq!(
+        lines,
+        [
+            "OK",
+            "OK",
+            "OK",
+            "ERR quota-exceeded",
+            "OK",
+            "ERR quota-exceeded"
+        ]
+    );
+}

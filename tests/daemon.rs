@@ -263,16 +263,17 @@ fn ls_shows_boxes_seals_entries_kinds_and_sizes() {
     assert_eq!(
         text,
         [
-            "app  (sealed, 2 entries)",
+            "app  (sealed, 2 entries, 5 bytes)",
             "  root  dir",
             "  state  memfd  5 bytes",
-            "empty  (unsealed, 0 entries)"
+            "empty  (unsealed, 0 entries, 0 bytes)"
         ]
     );
     let json = lines(&daemon.fdbox(&["ls", "--json"]).output().unwrap()).join("\n");
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v[0]["name"], "app");
     assert_eq!(v[0]["sealed"], true);
+    assert_eq!(v[0]["bytes"], 5);
     assert_eq!(v[0]["entries"][1]["kind"], "memfd");
     assert_eq!(v[0]["entries"][1]["size"], 5);
     assert_eq!(v[0]["entries"][0]["size"], serde_json::Value::Null);

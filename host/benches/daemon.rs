@@ -675,6 +675,7 @@ fn guest_ctx(device: Arc<dyn Device>, entries: usize) -> FdboxCtx {
         .quotas(Quotas {
             max_boxes: Quotas::DEFAULT_MAX_BOXES,
             max_entries_per_box: entries,
+            ..Quotas::default()
         })
         .build()
 }

@@ -30,6 +30,7 @@ pub fn guest_view(device: Arc<dyn Device>) -> wasmtime::Result<FdboxCtx> {
         .quotas(Quotas {
             max_boxes: 4,
             max_entries_per_box: 16,
+            ..Quotas::default()
         })
         .build())
 }

@@ -5,7 +5,7 @@ use super::descriptor_kinds::DescriptorKinds;
 use super::grant::{Grant, Grants, Operation, Quotas};
 use super::sockets::TcpListener;
 use crate::device::{Device, EntryInfo, Refused};
-use crate::{Error, Handle, Lifecycle, ListenerGrants, Name};
+use crate::{Error, Handle, HandleKind, Lifecycle, ListenerGrants, Name};
 use std::sync::Arc;
 use wasmtime_wasi::filesystem::Descriptor;
 
@@ -197,6 +197,10 @@ impl FdboxCtx {
                 .map(|(entry, _)| Name::new(entry.as_str()))
                 .collect::<Result<Vec<_>, _>>()
         });
+        let checked = checked.and_then(|names| {
+            self.check_memory_file_bytes(&entries)?;
+            Ok(names)
+        });
         let names = match checked {
             Ok(names) => names,
             Err(error) => return Err((error, entries.into_iter().map(|(_, h)| h).collect())),
@@ -221,6 +225,42 @@ impl FdboxCtx {
                 (refused.error, handles)
             })?;
         Ok(infos)
+    }
+
+    /// Refuse a put whose memory files would take the guest's boxes past
+    /// [`Quotas::max_memory_file_bytes`]. Only a put with a memory file in
+    /// it asks the device what the guest's boxes hold.
+    fn check_memory_file_bytes(&self, entries: &[(String, Handle)]) -> Result<(), Error> {
+        let mut adding = 0u64;
+        for (_, handle) in entries {
+            if handle.kind() == HandleKind::MemoryFile {
+                adding += rustix::fs::fstat(handle.fd())?.st_size as u64;
+            }
+        }
+        if adding == 0 {
+            return Ok(());
+        }
+        let limit = self.quotas.max_memory_file_bytes;
+        let mut held = 0u64;
+        if adding <= limit {
+            for name in self.list_boxes()? {
+                held += self
+                    .device
+                    .entries(&name)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|e| e.kind == HandleKind::MemoryFile)
+                    .filter_map(|e| e.size)
+                    .sum::<u64>();
+            }
+        }
+        if held + adding > limit {
+            return Err(Error::QuotaExceeded(format!(
+                "this guest's memory files would hold {} bytes in its boxes; its limit is {limit} (Quotas::max_memory_file_bytes)",
+                held + adding
+            )));
+        }
+        Ok(())
     }
 
     /// Take the handle `entry` out of a granted box.

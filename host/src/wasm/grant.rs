@@ -185,6 +185,10 @@ pub struct Quotas {
     pub max_boxes: usize,
     /// How many entries one of its boxes may hold.
     pub max_entries_per_box: usize,
+    /// How many bytes the memory files in its boxes may hold together,
+    /// checked when it puts a memory file (shared memory a box pins after
+    /// the guest is gone).
+    pub max_memory_file_bytes: u64,
 }
 
 impl Quotas {
@@ -192,6 +196,8 @@ impl Quotas {
     pub const DEFAULT_MAX_BOXES: usize = 64;
     /// Default entries per box.
     pub const DEFAULT_MAX_ENTRIES_PER_BOX: usize = 1024;
+    /// Default bytes of memory files: 256 MiB.
+    pub const DEFAULT_MAX_MEMORY_FILE_BYTES: u64 = 256 << 20;
 }
 
 impl Default for Quotas {
@@ -199,6 +205,7 @@ impl Default for Quotas {
         Self {
             max_boxes: Self::DEFAULT_MAX_BOXES,
             max_entries_per_box: Self::DEFAULT_MAX_ENTRIES_PER_BOX,
+            max_memory_file_bytes: Self::DEFAULT_MAX_MEMORY_FILE_BYTES,
         }
     }
 }

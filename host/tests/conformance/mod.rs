@@ -517,6 +517,7 @@ pub fn quotas_limit_boxes_and_entries(d: Arc<dyn Device>) {
         .quotas(Quotas {
             max_boxes: 2,
             max_entries_per_box: 3,
+            ..Quotas::default()
         })
         .build();
     let b = g.create_box("q1").unwrap();
