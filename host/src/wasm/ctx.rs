@@ -23,6 +23,10 @@ pub struct FdboxCtx {
     kinds: Arc<DescriptorKinds>,
     listeners: ListenerGrants,
     lifecycle: Arc<Lifecycle>,
+    /// At least the bytes of memory files in the guest's boxes, as last
+    /// counted plus what it put since (never less: gets are not
+    /// subtracted), or `None` before the first count. Shared by the clones.
+    memory_file_bytes: Arc<std::sync::Mutex<Option<u64>>>,
 }
 
 /// Builds an [`FdboxCtx`]: no grants, default quotas.
@@ -84,6 +88,7 @@ impl FdboxCtx {
                 kinds: Arc::default(),
                 listeners: ListenerGrants::new(),
                 lifecycle: Lifecycle::new(),
+                memory_file_bytes: Arc::default(),
             },
         }
     }
@@ -228,8 +233,11 @@ impl FdboxCtx {
     }
 
     /// Refuse a put whose memory files would take the guest's boxes past
-    /// [`Quotas::max_memory_file_bytes`]. Only a put with a memory file in
-    /// it asks the device what the guest's boxes hold.
+    /// [`Quotas::max_memory_file_bytes`]. The boxes are counted (one device
+    /// call per visible box) at the first such put and whenever the running
+    /// figure, which only grows, would pass the limit; so a refusal is
+    /// always made on a fresh count, and a put far from the limit costs one
+    /// `fstat`.
     fn check_memory_file_bytes(&self, entries: &[(String, Handle)]) -> Result<(), Error> {
         let mut adding = 0u64;
         for (_, handle) in entries {
@@ -241,26 +249,41 @@ impl FdboxCtx {
             return Ok(());
         }
         let limit = self.quotas.max_memory_file_bytes;
-        let mut held = 0u64;
-        if adding <= limit {
-            for name in self.list_boxes()? {
-                held += self
-                    .device
-                    .entries(&name)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|e| e.kind == HandleKind::MemoryFile)
-                    .filter_map(|e| e.size)
-                    .sum::<u64>();
-            }
-        }
-        if held + adding > limit {
+        let mut counted = self
+            .memory_file_bytes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let held = match *counted {
+            Some(held) if held.saturating_add(adding) <= limit => held,
+            _ => self.count_memory_file_bytes()?,
+        };
+        if held.saturating_add(adding) > limit {
+            *counted = Some(held);
             return Err(Error::QuotaExceeded(format!(
                 "this guest's memory files would hold {} bytes in its boxes; its limit is {limit} (Quotas::max_memory_file_bytes)",
                 held + adding
             )));
         }
+        // Counted in before the put: a put that then fails leaves the
+        // figure high, which only brings the next count sooner.
+        *counted = Some(held + adding);
         Ok(())
+    }
+
+    /// The bytes of the memory files in the boxes this guest sees.
+    fn count_memory_file_bytes(&self) -> Result<u64, Error> {
+        let mut held = 0u64;
+        for name in self.list_boxes()? {
+            held += self
+                .device
+                .entries(&name)
+                .unwrap_or_default()
+                .iter()
+                .filter(|e| e.kind == HandleKind::MemoryFile)
+                .filter_map(|e| e.size)
+                .sum::<u64>();
+        }
+        Ok(held)
     }
 
     /// Take the handle `entry` out of a granted box.
