@@ -98,7 +98,10 @@ fn connect_or_start(socket: &Path, timeout: Duration) -> Result<DaemonDevice> {
         // A place or a listener that is not this user's: refused, never
         // replaced by a daemon of our own; nor is one that is there but
         // stalled.
-        Err(e) if fdbox_host::device::daemon::private::is_refusal(&e) || is_timeout(&e) => {
+        Err(e)
+            if fdbox_host::device::daemon::private::is_refusal(&e)
+                || fdbox_host::device::daemon::is_stalled(&e) =>
+        {
             return Err(e.into());
         }
         Err(_) => {}
@@ -164,9 +167,4 @@ fn connect_or_start(socket: &Path, timeout: Duration) -> Result<DaemonDevice> {
             }
         }
     }
-}
-
-/// Whether `error` is a daemon that did not answer in time.
-fn is_timeout(error: &fdbox_host::Error) -> bool {
-    matches!(error, fdbox_host::Error::Device(e) if e.kind() == std::io::ErrorKind::TimedOut)
 }

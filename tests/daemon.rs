@@ -34,11 +34,26 @@ struct Daemon {
 
 impl Daemon {
     fn start(tag: &str) -> Self {
+        Self::start_with(tag, &[], &[])
+    }
+
+    /// `fdbox daemon ARGS` run by `wrapper` (`prlimit ... --`, say).
+    fn start_with(tag: &str, wrapper: &[&str], args: &[&str]) -> Self {
         let dir = tempdir(tag);
         let socket = dir.join("run/fdbox.sock");
         let log = dir.join("daemon.log");
-        let child = Command::new(FDBOX)
-            .args(["daemon", "--socket"])
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(FDBOX);
+                command
+            }
+            None => Command::new(FDBOX),
+        };
+        let child = command
+            .arg("daemon")
+            .args(args)
+            .arg("--socket")
             .arg(&socket)
             .env("FDBOX_LOG", "debug")
             .stderr(std::fs::File::create(&log).unwrap())
@@ -831,76 +846,38 @@ fn a_daemon_out_of_threads_refuses_connections_and_loses_nothing() {
 
 #[test]
 fn connections_are_capped_and_idle_ones_dropped() {
-    let tmp = tempdir("caps");
-    let socket = tmp.join("fdbox.sock");
-    let log = tmp.join("daemon.log");
-    let mut daemon = Command::new(FDBOX)
-        .args([
-            "daemon",
-            "--max-connections-per-uid",
-            "5",
-            "--hello-timeout",
-            "1",
-            "--socket",
-        ])
-        .arg(&socket)
-        .env("FDBOX_LOG", "info")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while DaemonDevice::connect(&socket).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let daemon = Daemon::start_with(
+        "caps",
+        &[],
+        &["--max-connections-per-uid", "5", "--hello-timeout", "1"],
+    );
+    let socket = &daemon.socket;
     // Five connections that never say HELLO take every slot of this uid...
     let idle: Vec<_> = (0..5)
-        .map(|_| transport::connect(&socket).unwrap())
+        .map(|_| transport::connect(socket).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
-    let refused = DaemonDevice::connect(&socket);
+    let refused = DaemonDevice::connect(socket);
     assert!(refused.is_err(), "a sixth connection was served");
     // ...until the daemon drops them for saying nothing.
     std::thread::sleep(Duration::from_millis(1500));
-    let device = DaemonDevice::connect(&socket).expect("served once the idle ones are gone");
+    let device = DaemonDevice::connect(socket).expect("served once the idle ones are gone");
     assert!(device.boxes().unwrap().is_empty());
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = daemon.log();
     let me = rustix::process::geteuid().as_raw();
     assert!(
         text.contains(&format!("uid {me} has 5 connections")),
         "{text}"
     );
     drop(idle);
-    let _ = daemon.kill();
-    let _ = daemon.wait();
 }
 
-/// An `fdbox daemon` at `socket` with RLIMIT_NOFILE `nofile` (soft and hard).
-fn daemon_with_nofile(tmp: &Path, nofile: u32) -> (std::process::Child, PathBuf, DaemonDevice) {
-    let socket = tmp.join("fdbox.sock");
-    let log = tmp.join(format!("daemon-{nofile}.log"));
-    let child = Command::new("prlimit")
-        .arg(format!("--nofile={nofile}:{nofile}"))
-        .arg("--")
-        .arg(FDBOX)
-        .args(["daemon", "--socket"])
-        .arg(&socket)
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let device = loop {
-        match DaemonDevice::connect(&socket) {
-            Ok(device) => break device,
-            Err(e) => assert!(Instant::now() < deadline, "{e}"),
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    (child, log, device)
+/// An `fdbox daemon` with RLIMIT_NOFILE `nofile` (soft and hard).
+fn daemon_with_nofile(tag: &str, nofile: u32) -> (Daemon, DaemonDevice) {
+    let limit = format!("--nofile={nofile}:{nofile}");
+    let daemon = Daemon::start_with(tag, &["prlimit", &limit, "--"], &[]);
+    let device = daemon.device();
+    (daemon, device)
 }
 
 #[test]
@@ -916,8 +893,7 @@ fn a_put_past_the_daemons_fds_is_quota_exceeded_and_loses_nothing() {
     // Room for 800 fds, so a budget of 230 held (less the headroom): a
     // 300-entry batch is refused at its first frame (253 fds), which is
     // counted in the budget while it waits for the rest.
-    let tmp = tempdir("budget");
-    let (mut child, _, d) = daemon_with_nofile(tmp.path(), 800);
+    let (daemon, d) = daemon_with_nofile("budget", 800);
     d.create_box(&b).unwrap();
     let refused = d.put_many(&b, batch(300)).unwrap_err();
     assert_eq!(
@@ -930,13 +906,11 @@ fn a_put_past_the_daemons_fds_is_quota_exceeded_and_loses_nothing() {
     assert_eq!(d.status(&b).unwrap().entries, 0);
     d.put_many(&b, batch(5)).unwrap();
     assert_eq!(d.status(&b).unwrap().entries, 5);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(daemon);
 
     // Room for 200 fds: the kernel itself drops part of a 253-fd frame
     // (MSG_CTRUNC). That too is quota-exceeded, not a broken connection.
-    let tmp = tempdir("ctrunc");
-    let (mut child, log, d) = daemon_with_nofile(tmp.path(), 200);
+    let (mut daemon, d) = daemon_with_nofile("ctrunc", 200);
     d.create_box(&b).unwrap();
     let refused = d.put_many(&b, batch(253)).unwrap_err();
     assert_eq!(
@@ -944,11 +918,9 @@ fn a_put_past_the_daemons_fds_is_quota_exceeded_and_loses_nothing() {
         ErrorCode::QuotaExceeded,
         "{}\n{}",
         refused.error,
-        std::fs::read_to_string(&log).unwrap()
+        daemon.log()
     );
     assert_eq!(refused.entries.len(), 253);
     assert!(d.boxes().is_ok(), "the connection still serves");
-    assert!(child.try_wait().unwrap().is_none());
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(daemon.alive());
 }

@@ -196,21 +196,7 @@ fn the_embedding_example_runs_a_command_sync_then_async() {
     let device: Arc<dyn Device> = Arc::new(MemoryDevice::new());
     let view = || embed::guest_view(device.clone()).unwrap();
     let state = Name::new("app.state").unwrap();
-    let code = embed::run_sync(
-        PROBE,
-        &[
-            "create",
-            "app.state",
-            "put-memfd",
-            "app.state",
-            "n",
-            "41",
-            "seal",
-            "app.state",
-        ],
-        view(),
-    )
-    .unwrap();
+    let code = embed::run_sync(PROBE, embed::PROBE_FIRST, view()).unwrap();
     assert_eq!(code, 0);
     assert!(device.status(&state).unwrap().sealed);
     // Outside the prefix, and `delete` is not granted: refused, nothing
@@ -222,11 +208,7 @@ fn the_embedding_example_runs_a_command_sync_then_async() {
         .build()
         .unwrap();
     let code = runtime
-        .block_on(embed::run_async(
-            PROBE,
-            &["unseal", "app.state", "get", "app.state", "n", "exit", "7"],
-            view(),
-        ))
+        .block_on(embed::run_async(PROBE, embed::PROBE_SECOND, view()))
         .unwrap();
     assert_eq!(code, 7, "exit-with-code arrives as I32Exit");
     assert_eq!(

@@ -20,6 +20,21 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{I32Exit, WasiCtx};
 
+/// The probe's steps without arguments: the first instance boxes a memory
+/// file holding `41` in `app.state` and seals it...
+pub const PROBE_FIRST: &[&str] = &[
+    "create",
+    "app.state",
+    "put-memfd",
+    "app.state",
+    "n",
+    "41",
+    "seal",
+    "app.state",
+];
+/// ...the second takes it back and exits with 7 (`exit-with-code`).
+pub const PROBE_SECOND: &[&str] = &["unseal", "app.state", "get", "app.state", "n", "exit", "7"];
+
 /// One guest's view of `device`: every box whose name starts with `app.`,
 /// with every operation but `delete`, at most 4 boxes of 16 entries.
 pub fn guest_view(device: Arc<dyn Device>) -> wasmtime::Result<FdboxCtx> {
@@ -96,17 +111,8 @@ fn main() -> wasmtime::Result<()> {
         }
         None => (
             fdbox_guest_artifacts::PROBE,
-            vec![
-                "create",
-                "app.state",
-                "put-memfd",
-                "app.state",
-                "n",
-                "41",
-                "seal",
-                "app.state",
-            ],
-            vec!["unseal", "app.state", "get", "app.state", "n", "exit", "7"],
+            PROBE_FIRST.to_vec(),
+            PROBE_SECOND.to_vec(),
         ),
     };
     let code = run_sync(component, &first, guest_view(device.clone())?)?;

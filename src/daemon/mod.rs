@@ -73,32 +73,6 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     )?)
 }
 
-/// Create `dir` with `mode` if it does not exist, but not its parents: a
-/// missing parent is an error that names it.
-pub fn create_last_component(dir: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    match std::fs::DirBuilder::new().mode(mode).create(dir) {
-        Ok(()) => {
-            // The umask may have taken bits away; never added any.
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-                .with_context(|| format!("cannot set the mode of {}", dir.display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let parent = dir.parent().unwrap_or(Path::new("/"));
-            bail!(
-                "cannot create {}: its parent directory {} does not exist (create it first, or choose another path)",
-                dir.display(),
-                parent.display()
-            )
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", dir.display())),
-    }
-}
-
 /// Run the daemon until killed.
 pub fn run(args: DaemonArgs) -> Result<()> {
     // What the environment hands over is taken first, while this is the only

@@ -132,7 +132,7 @@ Where --device liveupdate differs from the kernel's LUO (6.19):
 pub fn run(args: EmulateArgs) -> Result<ExitCode> {
     // Refused now, not at the kexec moment when the state is saved.
     if let Some(dir) = &args.state_dir {
-        crate::daemon::create_last_component(dir, 0o700)?;
+        fdbox_host::device::daemon::private::create_dir(dir, 0o700)?;
     }
     let restore_failed = || match &args.state_dir {
         Some(dir) => format!("cannot restore the state in {}", dir.display()),

@@ -238,7 +238,7 @@ struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn new(dir: &'a Path) -> Result<Self> {
-        crate::daemon::create_last_component(dir, 0o700)?;
+        fdbox_host::device::daemon::private::create_dir(dir, 0o700)?;
         let generation = format!(
             "{}-{}",
             std::process::id(),

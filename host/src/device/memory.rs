@@ -229,7 +229,7 @@ impl Device for MemoryDevice {
         entries: Vec<(Name, Handle)>,
         max_entries: usize,
     ) -> Result<(), RefusedBatch> {
-        self.put_within(box_name, entries, &guest_quota(max_entries))
+        self.put_within(box_name, entries, guest_quota(max_entries).as_slice())
     }
 
     fn get_many(&self, box_name: &Name, names: &[Name]) -> Result<Vec<Handle>, Error> {

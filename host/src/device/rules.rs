@@ -100,13 +100,10 @@ pub fn check_entries_quota(
     }))
 }
 
-/// A put's quotas: the caller's, unless it has none (`usize::MAX`).
-pub fn guest_quota(max_entries: usize) -> Vec<EntriesQuota> {
-    if max_entries == usize::MAX {
-        Vec::new()
-    } else {
-        vec![EntriesQuota::Guest(max_entries)]
-    }
+/// A put's quota: the caller's, unless it has none (`usize::MAX`); pass it
+/// to [`check_put`] with `.as_slice()`.
+pub fn guest_quota(max_entries: usize) -> Option<EntriesQuota> {
+    (max_entries != usize::MAX).then_some(EntriesQuota::Guest(max_entries))
 }
 
 impl BoxStatus {

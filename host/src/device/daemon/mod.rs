@@ -103,6 +103,12 @@ fn timed_out(what: &str, timeout: std::time::Duration) -> Error {
     ))
 }
 
+/// Whether `error` is a daemon that did not answer in time (a stalled
+/// daemon, as opposed to none).
+pub fn is_stalled(error: &Error) -> bool {
+    matches!(error, Error::Device(e) if e.kind() == io::ErrorKind::TimedOut)
+}
+
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),

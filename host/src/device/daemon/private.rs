@@ -76,21 +76,31 @@ pub fn check_private_dir(dir: &Path) -> Result<(), Error> {
 /// missing, but not its parents: a missing parent is refused, naming it),
 /// then [`check_private_dir`] it, whether it was created or was there.
 pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+    create_dir(dir, 0o700)?;
+    check_private_dir(dir)
+}
+
+/// Create `dir` with exactly `mode` if it does not exist, but not its
+/// parents: a mistyped path is refused, naming the missing parent, instead
+/// of silently becoming a tree of directories. An existing `dir` is left as
+/// it is.
+pub fn create_dir(dir: &Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    match std::fs::DirBuilder::new().mode(mode).create(dir) {
+        // The umask may have taken bits away; never added any.
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| refuse(format!("cannot set the mode of {}: {e}", dir.display()))),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let parent = dir.parent().unwrap_or(Path::new("/"));
-            return Err(refuse(format!(
+            Err(refuse(format!(
                 "cannot create {}: its parent directory {} does not exist (create it first, or choose another path)",
                 dir.display(),
                 parent.display()
-            )));
+            )))
         }
-        Err(e) => return Err(refuse(format!("cannot create {}: {e}", dir.display()))),
+        Err(e) => Err(refuse(format!("cannot create {}: {e}", dir.display()))),
     }
-    check_private_dir(dir)
 }
 
 /// Check that the process at the other end of the Unix socket `socket` runs

@@ -508,7 +508,7 @@ impl Device for FdboxDevice {
             check_put(
                 &target,
                 &entries,
-                &guest_quota(max_entries),
+                guest_quota(max_entries).as_slice(),
                 &self.capabilities(),
             )?;
             // This device's own rule, after the common ones.

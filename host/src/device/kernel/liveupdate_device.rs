@@ -551,7 +551,7 @@ impl Device for LiveUpdateDevice {
             check_put(
                 &target,
                 &entries,
-                &guest_quota(max_entries),
+                guest_quota(max_entries).as_slice(),
                 &self.capabilities(),
             )?;
             // This device's own rule: LUO preserves a file in one place.
