@@ -22,7 +22,8 @@ pub struct DeviceArgs {
     /// `daemon` (the holder daemon: survives this process; started if none
     /// runs) or `memory` (this process only: survives guest crashes and
     /// restarts, not the host) [default: kernel if /dev/fdbox/fdbox opens,
-    /// else liveupdate if /dev/liveupdate opens, else daemon]
+    /// else daemon if one runs (on any device), else liveupdate if
+    /// /dev/liveupdate opens, else daemon]
     #[arg(long, value_enum, env = "FDBOX_DEVICE")]
     pub device: Option<DeviceKind>,
 
@@ -57,18 +58,31 @@ impl DeviceArgs {
     }
 
     /// The chosen device: `--device`, else the kernel's FDBox if
-    /// /dev/fdbox/fdbox opens, else Live Update if /dev/liveupdate opens
-    /// (not while another process, systemd say, holds it), else the daemon.
+    /// /dev/fdbox/fdbox opens, else the holder daemon if one answers at the
+    /// socket (over memory or over Live Update), else Live Update if
+    /// /dev/liveupdate opens (not while another process, systemd say, holds
+    /// it), else the daemon (started if none runs).
     pub fn kind(&self) -> DeviceKind {
         self.device.unwrap_or_else(|| {
             if FdboxDevice::available() {
                 DeviceKind::Kernel
+            } else if self.daemon_answers() {
+                // A daemon runs (perhaps on /dev/liveupdate, which it then
+                // holds): every host shares it.
+                DeviceKind::Daemon
             } else if LiveUpdateDevice::available() {
                 DeviceKind::Liveupdate
             } else {
                 DeviceKind::Daemon
             }
         })
+    }
+
+    /// Whether a holder daemon answers at the socket.
+    fn daemon_answers(&self) -> bool {
+        let socket = self.socket_path();
+        socket.exists()
+            && DaemonDevice::connect_with_timeout(&socket, Duration::from_secs(2)).is_ok()
     }
 
     /// Open the chosen device, starting the daemon if it is chosen and none

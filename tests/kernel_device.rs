@@ -31,3 +31,12 @@ mod liveupdate {
         crate::emulator()
     );
 }
+
+/// The holder daemon over Live Update (`fdbox daemon --device liveupdate`),
+/// through its socket.
+mod daemon_over_liveupdate {
+    crate::kernel_device_tests!(
+        daemon crate::conformance::kernel::Kernel::Liveupdate,
+        crate::emulator()
+    );
+}

@@ -12,7 +12,6 @@ mod reexec;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use fdbox_host::Device;
 use fdbox_host::daemon::LISTENER_FD_NAME;
 use fdbox_host::daemon::{Holder, Limits};
 use fdbox_host::device::daemon::{DaemonDevice, default_socket_path, transport};
@@ -58,6 +57,24 @@ pub struct DaemonArgs {
     /// How long a new connection may take to say HELLO before it is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::DEFAULT_HELLO_TIMEOUT.as_secs_f64(), allow_negative_numbers = true, value_parser = crate::numbers::seconds)]
     hello_timeout: f64,
+
+    /// Where the daemon keeps the boxes: `memory` (in the daemon: they
+    /// survive hosts, and the daemon's own restarts through systemd's fd
+    /// store and SIGHUP upgrades) or `liveupdate` (Linux's /dev/liveupdate,
+    /// which the daemon then holds: sealed boxes also survive a kexec, and
+    /// the daemon adopts them in the next kernel; memory files only; no fd
+    /// store or in-place upgrade, as the kernel holds the fds)
+    #[arg(long, value_enum, default_value = "memory")]
+    device: HolderDevice,
+}
+
+/// The devices the daemon can hold boxes on.
+#[derive(Copy, Clone, PartialEq, Eq, clap::ValueEnum)]
+pub enum HolderDevice {
+    /// In the daemon's process.
+    Memory,
+    /// Linux's Live Update Orchestrator, /dev/liveupdate.
+    Liveupdate,
 }
 
 /// Make `dir` exist as a private directory (0700) of this user's, or refuse
@@ -103,7 +120,20 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         limits.max_held_fds = limits.max_held_fds.min(store_max.saturating_sub(2));
     }
 
-    let holder = Holder::new(limits);
+    let holder = match args.device {
+        HolderDevice::Memory => Holder::new(limits),
+        HolderDevice::Liveupdate => {
+            let device = fdbox_host::device::kernel::LiveUpdateDevice::open().context(
+                "--device liveupdate: the daemon needs /dev/liveupdate to itself (Linux 6.19+ with CONFIG_LIVEUPDATE; or run it under `fdbox emulate --device liveupdate`)",
+            )?;
+            let holder = Holder::with_device(limits, "liveupdate", Box::new(device));
+            let adopted = holder.boxes().boxes().map(|b| b.len()).unwrap_or(0);
+            tracing::info!(
+                "on /dev/liveupdate: {adopted} sealed boxes adopted from before the kexec"
+            );
+            holder
+        }
+    };
     let inherited: Vec<String> = handed.iter().map(|(name, _)| name.clone()).collect();
     if !handed.is_empty() {
         let recovery = holder.recover(handed).context(
@@ -122,7 +152,9 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         );
     }
     if let Some(notify) = &notify {
-        holder.attach_store(Box::new(SystemdFdStore(notify.clone())), inherited);
+        if let Err(e) = holder.attach_store(Box::new(SystemdFdStore(notify.clone())), inherited) {
+            tracing::warn!("systemd's fd store is not used: {e}");
+        }
         let boxes = holder.boxes().boxes().map(|b| b.len()).unwrap_or(0);
         notify
             .send(&format!("READY=1\nSTATUS=holding {boxes} boxes"), &[])

@@ -83,7 +83,11 @@ const HEADROOM_FDS: usize = 2 * MAX_FDS_PER_FRAME + 64;
 
 /// The daemon's state: the boxes, shared by every connection.
 pub struct Holder {
-    boxes: MemoryDevice,
+    /// The device that holds the boxes: in this process (the default), or
+    /// Live Update, which carries them across a kexec.
+    boxes: Box<dyn Device>,
+    /// What the device is, for logs and refusals ("memory", "liveupdate").
+    device_name: String,
     limits: Limits,
     held: AtomicUsize,
     /// Fds received in frames of batches whose last frame has not come:
@@ -195,12 +199,28 @@ pub enum QuiesceError {
 }
 
 impl Holder {
-    /// An empty holder.
+    /// An empty holder, its boxes in this process.
     pub fn new(limits: Limits) -> Arc<Self> {
+        Self::with_device(limits, "memory", Box::new(MemoryDevice::new()))
+    }
+
+    /// A holder serving the boxes of `device` (named `name` in logs and
+    /// refusals), including those it holds already (a Live Update device
+    /// that adopted the boxes of the kernel before a kexec). The hand-overs
+    /// that copy every fd elsewhere (systemd's fd store, the in-place
+    /// upgrade) need a device whose handles are in this process
+    /// ([`Device::inspect_held`]); with another one they are refused, saying
+    /// so, and the boxes live as long as the device keeps them.
+    pub fn with_device(limits: Limits, name: &str, device: Box<dyn Device>) -> Arc<Self> {
+        let held = device
+            .boxes()
+            .map(|boxes| boxes.iter().map(|b| b.entries).sum())
+            .unwrap_or(0);
         Arc::new(Self {
-            boxes: MemoryDevice::new(),
+            boxes: device,
+            device_name: name.to_owned(),
             limits,
-            held: AtomicUsize::new(0),
+            held: AtomicUsize::new(held),
             staged: AtomicUsize::new(0),
             shared: Mutex::new(Shared {
                 loans: BTreeMap::new(),
@@ -214,8 +234,29 @@ impl Holder {
 
     /// The boxes, as a device (for tests; a change made through it is not
     /// seen by the fd store until the next change made by a peer).
-    pub fn boxes(&self) -> &MemoryDevice {
-        &self.boxes
+    pub fn boxes(&self) -> &dyn Device {
+        &*self.boxes
+    }
+
+    /// The name of the device that holds the boxes.
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    /// Whether the device's handles are in this process, so that systemd's
+    /// fd store and the in-place upgrade can be given copies of them.
+    pub fn can_hand_over(&self) -> bool {
+        self.boxes.inspect_held(&mut |_| ())
+    }
+
+    fn cannot_hand_over(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "the daemon's device ({}) keeps its fds in the kernel, not in the daemon: they cannot be handed to systemd's fd store or to a new daemon image (its boxes live as long as that device keeps them)",
+                self.device_name
+            ),
+        )
     }
 
     fn shared(&self) -> MutexGuard<'_, Shared> {
@@ -240,13 +281,21 @@ impl Holder {
         result
     }
 
-    /// Every box with its entries, lent ones included, as `f` sees them.
+    /// Every box with its entries, lent ones included, as `f` sees them;
+    /// `None` if the device cannot show its handles ([`Device::inspect_held`]).
     fn inspect<R>(
         &self,
         loans: &BTreeMap<u64, Arc<Lent>>,
         f: impl FnOnce(&[HeldBox<'_>]) -> R,
-    ) -> R {
-        self.boxes.inspect(|boxes| f(&with_loans(boxes, loans)))
+    ) -> Option<R> {
+        let mut f = Some(f);
+        let mut result = None;
+        self.boxes.inspect_held(&mut |boxes| {
+            if let Some(f) = f.take() {
+                result = Some(f(&with_loans(boxes, loans)));
+            }
+        });
+        result
     }
 
     fn sync(&self, shared: &mut Shared) {
@@ -367,7 +416,7 @@ impl Holder {
                 return Err(self.over_budget(held, staged));
             }
             self.boxes
-                .put_within(box_name, entries, &quotas)
+                .put_within_quotas(box_name, entries, &quotas)
                 .map_err(|refused| refused.error)?;
             self.held.fetch_add(count, Ordering::Relaxed);
             Ok(())
@@ -433,7 +482,7 @@ impl Holder {
                 unreachable!("a loan is shared only while its reply is sent")
             };
             let count = entries.len();
-            let lost = self.boxes.restore(&box_name, entries);
+            let lost = self.boxes.put_back(&box_name, entries);
             if !lost.is_empty() {
                 self.held.fetch_sub(lost.len(), Ordering::Relaxed);
                 tracing::error!(
@@ -531,13 +580,15 @@ impl Quiesced<'_> {
         let Shared {
             loans, handover, ..
         } = &mut *shared;
-        holder.inspect(loans, |boxes| {
-            let (generation, manifest, fds) = handover.export(boxes)?;
-            let mut all = Vec::with_capacity(fds.len() + 1);
-            all.push((manifest_fd_name(generation), manifest.as_fd()));
-            all.extend(fds);
-            Ok(f(&all))
-        })
+        holder
+            .inspect(loans, |boxes| {
+                let (generation, manifest, fds) = handover.export(boxes)?;
+                let mut all = Vec::with_capacity(fds.len() + 1);
+                all.push((manifest_fd_name(generation), manifest.as_fd()));
+                all.extend(fds);
+                Ok(f(&all))
+            })
+            .unwrap_or_else(|| Err(holder.cannot_hand_over()))
     }
 }
 
@@ -566,6 +617,9 @@ impl Lent {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecoverError {
+    /// The holder's device cannot take fds handed over.
+    #[error("{0}")]
+    CannotHandOver(io::Error),
     /// The holder already holds boxes.
     #[error("the holder already holds boxes; recover into a new one")]
     NotEmpty,
@@ -633,6 +687,9 @@ impl Holder {
     /// (see the module doc for why). Call it on a new holder, before it
     /// serves.
     pub fn recover(&self, fds: Vec<(String, OwnedFd)>) -> Result<Recovery, RecoverError> {
+        if !self.can_hand_over() {
+            return Err(RecoverError::CannotHandOver(self.cannot_hand_over()));
+        }
         let mut shared = self.shared();
         if !self.boxes().boxes().map(|b| b.is_empty()).unwrap_or(false) {
             return Err(RecoverError::NotEmpty);
@@ -727,7 +784,7 @@ impl Holder {
             // this holds only while a peer creates boxes meanwhile (which
             // `recover` before serving rules out).
             if let Err(RefusedBatch { error, entries }) =
-                self.boxes().insert_box(b.name.clone(), b.sealed, contents)
+                self.boxes.rebuild_box(b.name.clone(), b.sealed, contents)
             {
                 tracing::error!("box {:?} cannot be rebuilt: {error}", b.name.as_str());
                 recovery.missing.extend(
@@ -756,10 +813,15 @@ impl Holder {
     /// (`LISTEN_FDNAMES` less the listener): names no longer needed are
     /// removed from it. The first sync stores every fd again, which systemd
     /// ignores for fds it already has.
-    pub fn attach_store(&self, store: Box<dyn FdStore>, inherited: Vec<String>) {
+    /// Refused (Unsupported) if the device's fds are not in this process.
+    pub fn attach_store(&self, store: Box<dyn FdStore>, inherited: Vec<String>) -> io::Result<()> {
+        if !self.can_hand_over() {
+            return Err(self.cannot_hand_over());
+        }
         let mut shared = self.shared();
         shared.handover.attach(store, inherited);
         self.sync(&mut shared);
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use crate::device::daemon::transport::{self, RecvError};
 use crate::device::daemon::wire::{
     self, Frame, Head, MAX_FDS_PER_FRAME, MORE, Op, Record, Status, WireError,
 };
-use crate::device::{BoxStatus, Device, EntryInfo};
+use crate::device::{BoxStatus, EntryInfo};
 use crate::{Error, Handle, Name};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -291,7 +291,8 @@ impl<'a> Session<'a> {
         if hello.arg != wire::VERSION {
             return Err(ProtocolError::Version(hello.arg).into());
         }
-        self.reply(Status::Ok, Vec::new(), String::new());
+        let kinds = self.holder.boxes().capabilities().kinds;
+        self.reply(Status::Ok, Vec::new(), wire::hello_detail(kinds));
         loop {
             let (frame, fds) = self.recv()?;
             let Head::Request(op) = frame.head else {

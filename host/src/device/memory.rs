@@ -1,7 +1,7 @@
 //! The in-process device: boxes owned by the host process itself.
 
 use crate::device::rules::{EntriesQuota, PutTarget, check_put, guest_quota};
-use crate::device::{BoxStatus, Capabilities, Device, EntryInfo, RefusedBatch};
+use crate::device::{BoxStatus, Capabilities, Device, EntryInfo, HeldBox, RefusedBatch};
 use crate::{Error, Handle, HandleKind, Name};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -125,18 +125,6 @@ impl MemoryDevice {
     }
 }
 
-/// A box as [`MemoryDevice::inspect`] shows it: its seal and its entries,
-/// borrowed from the device.
-#[derive(Debug)]
-pub struct HeldBox<'a> {
-    /// The box's name.
-    pub name: &'a Name,
-    /// Whether it is sealed.
-    pub sealed: bool,
-    /// Its entries, in name order.
-    pub entries: Vec<(&'a Name, &'a Handle)>,
-}
-
 impl MemoryDevice {
     /// Look at every box and every entry at once, under the device's lock,
     /// for a holder that copies its whole state elsewhere (systemd's fd
@@ -190,6 +178,33 @@ impl MemoryDevice {
 }
 
 impl Device for MemoryDevice {
+    fn put_within_quotas(
+        &self,
+        box_name: &Name,
+        entries: Vec<(Name, Handle)>,
+        quotas: &[EntriesQuota],
+    ) -> Result<(), RefusedBatch> {
+        self.put_within(box_name, entries, quotas)
+    }
+
+    fn put_back(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Vec<(Name, Handle)> {
+        self.restore(box_name, entries)
+    }
+
+    fn rebuild_box(
+        &self,
+        name: Name,
+        sealed: bool,
+        entries: Vec<(Name, Handle)>,
+    ) -> Result<(), RefusedBatch> {
+        self.insert_box(name, sealed, entries)
+    }
+
+    fn inspect_held(&self, f: &mut dyn FnMut(Vec<HeldBox<'_>>)) -> bool {
+        self.inspect(f);
+        true
+    }
+
     fn capabilities(&self) -> crate::device::Capabilities {
         crate::device::Capabilities {
             survives_host_restart: false,

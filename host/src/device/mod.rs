@@ -18,7 +18,7 @@ pub mod rules;
 pub use error::{Error, ErrorCode};
 pub(crate) use handle::kind_of;
 pub use handle::{Access, Handle, HandleKind, memfd_label};
-pub use memory::{HeldBox, MemoryDevice};
+pub use memory::MemoryDevice;
 pub use name::{MAX_NAME_LEN, Name};
 
 /// A box as a device reports it.
@@ -175,4 +175,89 @@ pub trait Device: Send + Sync {
     fn seal(&self, box_name: &Name) -> Result<(), Error>;
     /// Unseal a box.
     fn unseal(&self, box_name: &Name) -> Result<(), Error>;
+
+    // What a holder that serves the device to other processes (the holder
+    // daemon) needs besides the calls above. The defaults are made of those
+    // calls; a device that can do better overrides them.
+
+    /// [`Device::put_many_within`] within several entries quotas at once (the
+    /// holder daemon's own and its peer's). Default: the smallest of them,
+    /// so the refusal names the guest's quota; a device that checks each
+    /// ([`MemoryDevice`]) names the one reached.
+    fn put_within_quotas(
+        &self,
+        box_name: &Name,
+        entries: Vec<(Name, Handle)>,
+        quotas: &[rules::EntriesQuota],
+    ) -> Result<(), RefusedBatch> {
+        let max = quotas.iter().map(|q| q.limit()).min().unwrap_or(usize::MAX);
+        self.put_many_within(box_name, entries, max)
+    }
+
+    /// Put back entries a get took out of `box_name` on behalf of a peer
+    /// that vanished before it had them. Those that cannot go back (the box
+    /// is gone, the name taken again, or, where the device cannot put into
+    /// a sealed box, sealed meanwhile) are returned. Default: a put of each.
+    fn put_back(&self, box_name: &Name, entries: Vec<(Name, Handle)>) -> Vec<(Name, Handle)> {
+        entries
+            .into_iter()
+            .filter_map(|(name, handle)| {
+                self.put(box_name, &name, handle)
+                    .err()
+                    .map(|refused| (name, refused.handle))
+            })
+            .collect()
+    }
+
+    /// Add a whole box as an earlier holder had it, sealed or not, with its
+    /// entries: how a holder rebuilds what a previous process handed over.
+    /// All or nothing: a refusal leaves no box and hands the entries back.
+    /// Default: create, put, seal.
+    fn rebuild_box(
+        &self,
+        name: Name,
+        sealed: bool,
+        entries: Vec<(Name, Handle)>,
+    ) -> Result<(), RefusedBatch> {
+        if let Err(error) = self.create_box(&name) {
+            return Err(RefusedBatch { error, entries });
+        }
+        let names: Vec<Name> = entries.iter().map(|(n, _)| n.clone()).collect();
+        if let Err(refused) = self.put_many(&name, entries) {
+            let _ = self.delete_box(&name);
+            return Err(refused);
+        }
+        if sealed && let Err(error) = self.seal(&name) {
+            let entries = match self.get_many(&name, &names) {
+                Ok(handles) => names.into_iter().zip(handles).collect(),
+                Err(_) => Vec::new(),
+            };
+            let _ = self.delete_box(&name);
+            return Err(RefusedBatch { error, entries });
+        }
+        Ok(())
+    }
+
+    /// Show `f` every box with its entries' handles, borrowed, all at once
+    /// and unchanging while `f` runs, for a holder that copies its whole
+    /// state elsewhere (systemd's fd store, the next image of an upgrading
+    /// daemon). `false` (the default), without calling `f`: the device's
+    /// handles are not in this process to lend (the kernel holds them), and
+    /// such a hand-over cannot be made of them.
+    fn inspect_held(&self, f: &mut dyn FnMut(Vec<HeldBox<'_>>)) -> bool {
+        let _ = f;
+        false
+    }
+}
+
+/// A box as [`Device::inspect_held`] shows it: its seal and its entries,
+/// borrowed from the device.
+#[derive(Debug)]
+pub struct HeldBox<'a> {
+    /// The box's name.
+    pub name: &'a Name,
+    /// Whether it is sealed.
+    pub sealed: bool,
+    /// Its entries, in name order.
+    pub entries: Vec<(&'a Name, &'a Handle)>,
 }

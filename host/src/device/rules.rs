@@ -40,7 +40,8 @@ pub enum EntriesQuota {
 }
 
 impl EntriesQuota {
-    fn limit(self) -> usize {
+    /// The most entries it allows.
+    pub fn limit(self) -> usize {
         match self {
             Self::Guest(n) | Self::Holder(n) => n,
         }

@@ -92,9 +92,7 @@ fn real_device_demanded(kernel: Kernel) -> bool {
 #[macro_export]
 macro_rules! kernel_device_tests {
     ($kernel:expr, $emulator:expr) => {
-        use $crate::conformance;
-
-        $crate::conformance_suite!(optional || conformance::kernel::kernel_device($kernel));
+        $crate::kernel_device_tests!(@suite conformance::kernel::kernel_device($kernel), $kernel, $emulator);
 
         #[test]
         fn the_kernel_devices_own_rules() {
@@ -103,6 +101,16 @@ macro_rules! kernel_device_tests {
                 conformance::kernel::own_rules($kernel, &scope);
             }
         }
+    };
+    // The holder daemon serving the kernel device (`fdbox daemon --device
+    // liveupdate`), reached through its socket as hosts reach it.
+    (daemon $kernel:expr, $emulator:expr) => {
+        $crate::kernel_device_tests!(@suite conformance::kernel::daemon_over($kernel), $kernel, $emulator);
+    };
+    (@suite $make:expr, $kernel:expr, $emulator:expr) => {
+        use $crate::conformance;
+
+        $crate::conformance_suite!(optional || $make);
 
         #[test]
         fn conformance_under_the_emulator() {
@@ -166,6 +174,105 @@ impl Device for Scratch {
     }
     fn unseal(&self, box_name: &Name) -> Result<(), Error> {
         self.0.unseal(box_name)
+    }
+}
+
+/// A holder daemon serving a fresh scoped kernel device, in this process on
+/// a socket of its own, and the [`fdbox_host::device::daemon::DaemonDevice`]
+/// connected to it; `None` (said why) without the kernel device. Dropped, it
+/// deletes its boxes, stops the daemon and closes the kernel device (Live
+/// Update allows one open at a time).
+pub fn daemon_over(kernel: Kernel) -> Option<Arc<dyn Device>> {
+    use fdbox_host::daemon::{Holder, Limits};
+    use fdbox_host::device::daemon::{DaemonDevice, transport};
+    use std::sync::atomic::AtomicBool;
+    let scope = scope(kernel)?;
+    let device = kernel
+        .open_scoped(&scope)
+        .unwrap_or_else(|e| panic!("{} exists but cannot be opened: {e}", kernel.node()));
+    let dir = super::tempdir();
+    let path = dir.join("fdbox.sock");
+    let listener = transport::listen(&path).unwrap();
+    let holder = Holder::with_device(Limits::from_rlimit(), kernel.name(), device);
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            use std::os::fd::AsFd;
+            fdbox_host::daemon::serve_until(&holder, listener.as_fd(), &stop).unwrap();
+        })
+    };
+    let client = DaemonDevice::connect(&path).unwrap();
+    Some(Arc::new(DaemonOver {
+        client: Some(Scratch(Box::new(client))),
+        stop,
+        server: Some(server),
+        _dir: dir,
+    }))
+}
+
+/// See [`daemon_over`].
+struct DaemonOver {
+    client: Option<Scratch>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    server: Option<std::thread::JoinHandle<()>>,
+    _dir: super::TempDir,
+}
+
+impl DaemonOver {
+    fn client(&self) -> &Scratch {
+        self.client.as_ref().expect("connected until dropped")
+    }
+}
+
+impl Drop for DaemonOver {
+    fn drop(&mut self) {
+        // The boxes go (Scratch), then the connection, then the daemon, and
+        // with it the kernel device.
+        drop(self.client.take());
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(server) = self.server.take() {
+            server.join().unwrap();
+        }
+    }
+}
+
+impl Device for DaemonOver {
+    fn capabilities(&self) -> Capabilities {
+        self.client().capabilities()
+    }
+    fn create_box(&self, name: &Name) -> Result<(), Error> {
+        self.client().create_box(name)
+    }
+    fn delete_box(&self, name: &Name) -> Result<(), Error> {
+        self.client().delete_box(name)
+    }
+    fn boxes(&self) -> Result<Vec<BoxStatus>, Error> {
+        self.client().boxes()
+    }
+    fn status(&self, name: &Name) -> Result<BoxStatus, Error> {
+        self.client().status(name)
+    }
+    fn put_many_within(
+        &self,
+        box_name: &Name,
+        entries: Vec<(Name, Handle)>,
+        max_entries: usize,
+    ) -> Result<(), RefusedBatch> {
+        self.client()
+            .put_many_within(box_name, entries, max_entries)
+    }
+    fn get_many(&self, box_name: &Name, entries: &[Name]) -> Result<Vec<Handle>, Error> {
+        self.client().get_many(box_name, entries)
+    }
+    fn entries(&self, box_name: &Name) -> Result<Vec<EntryInfo>, Error> {
+        self.client().entries(box_name)
+    }
+    fn seal(&self, box_name: &Name) -> Result<(), Error> {
+        self.client().seal(box_name)
+    }
+    fn unseal(&self, box_name: &Name) -> Result<(), Error> {
+        self.client().unseal(box_name)
     }
 }
 

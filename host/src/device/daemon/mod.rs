@@ -13,7 +13,7 @@ pub mod transport;
 pub mod wire;
 
 use crate::device::rules::EntriesQuota;
-use crate::device::{BoxStatus, Device, EntryInfo, RefusedBatch};
+use crate::device::{BoxStatus, Capabilities, Device, EntryInfo, RefusedBatch};
 use crate::{Error, Handle, Name};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -49,12 +49,16 @@ struct Connection {
     buf: Vec<u8>,
     /// The deadline of every send and receive.
     timeout: std::time::Duration,
+    /// The kinds the daemon's device holds, as its HELLO said.
+    kinds: &'static [crate::HandleKind],
 }
 
 /// The replies to one request, with the fds they carried.
 struct Reply {
     records: Vec<Record>,
     fds: Vec<OwnedFd>,
+    /// The last frame's detail.
+    detail: String,
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
@@ -150,6 +154,7 @@ impl DaemonDevice {
                 socket: None,
                 buf: Vec::new(),
                 timeout,
+                kinds: Capabilities::ALL.kinds,
             }),
         };
         device.lock().socket(&device.path)?;
@@ -218,7 +223,8 @@ impl Connection {
             hello.encode(&mut self.buf);
             transport::send(socket.as_fd(), &self.buf, &[])
                 .map_err(|e| send_failed("handshake", e, self.timeout))?;
-            recv_reply(socket.as_fd(), &mut self.buf, 0, self.timeout)?;
+            let hello = recv_reply(socket.as_fd(), &mut self.buf, 0, self.timeout)?;
+            self.kinds = wire::kinds_of_hello(&hello.detail).unwrap_or(Capabilities::ALL.kinds);
             self.socket = Some(socket);
         }
         Ok(self.socket.as_ref().unwrap().as_fd())
@@ -239,6 +245,7 @@ impl Connection {
             socket,
             buf,
             timeout,
+            ..
         } = self;
         let timeout = *timeout;
         let socket = socket.as_ref().expect("connected").as_fd();
@@ -284,6 +291,7 @@ fn recv_reply(
     let mut reply = Reply {
         records: Vec::new(),
         fds: Vec::new(),
+        detail: String::new(),
     };
     loop {
         let fds = transport::recv(socket, buf).map_err(|e| recv_failed(e, timeout))?;
@@ -312,6 +320,7 @@ fn recv_reply(
         }
         reply.records.extend(frame.records);
         reply.fds.extend(fds);
+        reply.detail = frame.detail;
         if frame.flags & MORE == 0 {
             return Ok(reply);
         }
@@ -333,6 +342,16 @@ fn box_status(r: Record) -> Result<BoxStatus, Error> {
 }
 
 impl Device for DaemonDevice {
+    /// The kinds of the daemon's device (every kind on memory, memory files
+    /// on Live Update), as it said when this device connected; boxes
+    /// outlive the host, as the daemon holds them.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            kinds: self.lock().kinds,
+            survives_host_restart: true,
+        }
+    }
+
     fn create_box(&self, name: &Name) -> Result<(), Error> {
         self.request(Op::Create, 0, name.as_str(), Vec::new(), &[])
             .map(drop)

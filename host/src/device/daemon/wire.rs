@@ -232,6 +232,50 @@ pub fn kind_from_code(code: u8) -> Option<HandleKind> {
     }
 }
 
+/// The HELLO reply's detail: the kinds of handle the daemon's device holds,
+/// as their codes (`kinds=1,2,3,4,5`). A reply without it (an older daemon)
+/// means every kind.
+pub fn hello_detail(kinds: &[HandleKind]) -> String {
+    let codes: Vec<String> = kinds.iter().map(|k| kind_code(*k).to_string()).collect();
+    format!("kinds={}", codes.join(","))
+}
+
+/// The kinds a HELLO reply's detail names, if it names any (unknown codes,
+/// from a newer daemon, are left out).
+pub fn kinds_of_hello(detail: &str) -> Option<&'static [HandleKind]> {
+    let codes = detail.strip_prefix("kinds=")?;
+    let mut mask = 0u8;
+    for code in codes.split(',').filter(|c| !c.is_empty()) {
+        if let Some(kind) = code.parse().ok().and_then(kind_from_code) {
+            mask |= 1 << kind_code(kind);
+        }
+    }
+    Some(kinds_of_mask(mask))
+}
+
+/// One `'static` slice per set of kinds (at most 32, made once each), for
+/// [`crate::device::Capabilities::kinds`].
+fn kinds_of_mask(mask: u8) -> &'static [HandleKind] {
+    use std::sync::{Mutex, OnceLock};
+    type Sets = Mutex<Vec<(u8, &'static [HandleKind])>>;
+    static SETS: OnceLock<Sets> = OnceLock::new();
+    let mut sets = SETS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, kinds)) = sets.iter().find(|(m, _)| *m == mask) {
+        return kinds;
+    }
+    let kinds: Vec<HandleKind> = (1..=5)
+        .filter(|code| mask & (1 << code) != 0)
+        .filter_map(kind_from_code)
+        .collect();
+    // Leaked once per distinct set: bounded by the 32 sets of 5 kinds.
+    let kinds: &'static [HandleKind] = Box::leak(kinds.into_boxed_slice());
+    sets.push((mask, kinds));
+    kinds
+}
+
 /// How access travels: read, write, mutate as bits 0, 1, 2.
 pub fn access_bits(a: Access) -> u8 {
     a.read as u8 | (a.write as u8) << 1 | (a.mutate as u8) << 2
