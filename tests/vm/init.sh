@@ -97,11 +97,38 @@ start_daemon() {
     while [ ! -S $socket ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
     if [ -S $socket ]; then
         adopted=$(sed -n 's/.*on \/dev\/liveupdate: \([0-9]*\) sealed boxes adopted.*/\1/p' /tmp/daemon.log)
+        line=$(sed -n 's/.*on \/dev\/liveupdate: \([0-9]*\) sealed boxes adopted (\([0-9]*\) entries) in \([0-9.]*\) ms.*/\1 \2 \3/p' /tmp/daemon.log)
         echo "fdbox-vm: INFO daemon up, adopted ${adopted:-?} boxes"
+        [ -n "$line" ] && echo "fdbox-vm: ADOPTION $line"
         [ "${adopted:-x}" = "$1" ] && pass daemon-adopts-$1-boxes || fail daemon-adopts-$1-boxes "adopted ${adopted:-?} ($(tail -n 3 /tmp/daemon.log | tr '\n' '|'))"
     else
         fail daemon-adopts-$1-boxes "no socket after 60 s ($(tail -n 3 /tmp/daemon.log | tr '\n' '|'))"
     fi
+}
+
+# fill N M: N boxes adopt-1..N of M one-byte memory files each, sealed, put
+# by a guest (the probe) on the daemon, for the next kernel's daemon to adopt.
+fill() {
+    steps=""
+    b=1
+    while [ $b -le $1 ]; do
+        steps="$steps create adopt-$b"
+        e=1
+        while [ $e -le $2 ]; do steps="$steps put-memfd adopt-$b e$e x"; e=$((e + 1)); done
+        steps="$steps seal adopt-$b"
+        b=$((b + 1))
+    done
+    # shellcheck disable=SC2086 # the steps are words
+    check fill-$1x$2 fdbox run --device daemon --socket $socket --box-prefix adopt- /fdbox/probe.wasm -- $steps
+}
+
+# unfill N: delete what fill left.
+unfill() {
+    steps=""
+    b=1
+    while [ $b -le $1 ]; do steps="$steps unseal adopt-$b delete adopt-$b"; b=$((b + 1)); done
+    # shellcheck disable=SC2086
+    check unfill-$1 fdbox run --device daemon --socket $socket --box-prefix adopt- /fdbox/probe.wasm -- $steps
 }
 
 # counter NAME COMPONENT EXPECTED: one step of a counter guest on the daemon,
@@ -124,6 +151,36 @@ ls_sealed() {
         pass boxes-listed-sealed
     else
         fail boxes-listed-sealed "$(echo "$out" | tr '\n' '|')"
+    fi
+}
+
+# bench WHICH before|after: tests/vm/luo_bench.c on the real device
+# (WHICH=real) or under `fdbox emulate` in this same VM (WHICH=emulated; its
+# state directory is in the rootfs, so it travels with the initramfs).
+# Prints "fdbox-vm: MEASURE WHICH NAME NS" for run.sh.
+bench() {
+    if [ "$1" = real ]; then
+        set -- "$1" "$2" /fdbox/luo_bench "$2"
+    else
+        set -- "$1" "$2" fdbox emulate --device liveupdate --state-dir /root/emulator-state -- /fdbox/luo_bench "$2"
+    fi
+    which=$1 half=$2; shift 2
+    if [ "$half" = before ]; then
+        "$@" >/tmp/bench-$which 2>&1 &
+        pid=$!
+        i=0
+        while ! grep -q '^ready' /tmp/bench-$which && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+        # Under the emulator, SIGTERM to it is the kexec: the session it
+        # holds goes to its state directory. The real one waits for ours.
+        [ "$which" = emulated ] && kill -TERM $pid && wait $pid
+    else
+        "$@" >/tmp/bench-$which 2>&1
+    fi
+    if grep -q '^measure' /tmp/bench-$which; then
+        pass "bench-$half-$which"
+        sed -n "s/^measure /fdbox-vm: MEASURE $which /p" /tmp/bench-$which
+    else
+        fail "bench-$half-$which" "$(tail -n 3 /tmp/bench-$which | tr '\n' '|')"
     fi
 }
 
@@ -174,6 +231,8 @@ case $stage in
     for t in luo_kexec_simple luo_multi_session; do
         check "selftest-$t-stage-1" /selftests/$t --stage 1
     done
+    bench real before
+    bench emulated before
     /fdbox/liveupdate_checks kexec-before >/tmp/kexec-before 2>&1 &
     i=0
     while ! grep -q '^ok ready' /tmp/kexec-before && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
@@ -184,22 +243,27 @@ case $stage in
     selftest_two_stage luo_kexec_simple
     selftest_two_stage luo_multi_session
     check c-kexec-after /fdbox/liveupdate_checks kexec-after
+    bench real after
+    bench emulated after
     start_daemon 0
     for n in 1 2 3; do counter rust /fdbox/counter.wasm $n; done
     for n in 1 2; do counter c /fdbox/counter-c.wasm $n; done
     ls_sealed
+    fill 16 16
     next_kernel
     ;;
 3)
     check c-kexec-third /fdbox/liveupdate_checks kexec-third
-    start_daemon 2
+    start_daemon 18
     counter rust /fdbox/counter.wasm 4
     counter c /fdbox/counter-c.wasm 3
     ls_sealed
+    unfill 16
+    fill 48 16
     next_kernel
     ;;
 4)
-    start_daemon 2
+    start_daemon 50
     counter rust /fdbox/counter.wasm 5
     counter c /fdbox/counter-c.wasm 4
     ls_sealed

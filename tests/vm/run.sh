@@ -56,12 +56,13 @@ cp tests/vm/init.sh "$rootfs/init" && chmod 755 "$rootfs/init"
 cp "$kdir/bzImage" "$rootfs/boot/bzImage"
 cp "$kdir"/selftests/* "$rootfs/selftests/"
 gcc -Wall -Werror -O2 -static -o "$rootfs/fdbox/liveupdate_checks" tests/c/liveupdate_checks.c
+gcc -Wall -Werror -O2 -static -o "$rootfs/fdbox/luo_bench" tests/vm/luo_bench.c
 # Debug info stripped: it is most of their size, and the VM holds the
 # initramfs in memory twice (the kexec loads it again).
 objcopy --strip-debug "$target/debug/fdbox" "$rootfs/fdbox/fdbox"
 objcopy --strip-debug "$tests_bin" "$rootfs/fdbox/kernel_device"
 cp "$(command -v kexec)" "$rootfs/bin/kexec"
-cp "$guests/wasm32-wasip2/release/counter.wasm" "$guests/c/counter-c.wasm" "$rootfs/fdbox/"
+cp "$guests/wasm32-wasip2/release/counter.wasm" "$guests/wasm32-wasip2/release/probe.wasm" "$guests/c/counter-c.wasm" "$rootfs/fdbox/"
 for bin in "$rootfs/fdbox/fdbox" "$rootfs/fdbox/kernel_device" "$rootfs/bin/kexec"; do
     ldd "$bin" | awk '/=>/ {print $3} /^\t\/lib64/ {print $1}' | while read -r lib; do
         [ -f "$lib" ] && cp -nL "$lib" "$rootfs$lib" 2>/dev/null || true
@@ -105,6 +106,7 @@ start=$EPOCHREALTIME
 set +e
 timeout "${FDBOX_VM_TIMEOUT:-1200}" "${qemu[@]}" -append "$append" -serial stdio </dev/null 2>&1 |
     while IFS= read -r line; do
+        line=${line%$'\r'}
         printf '%s %s\n' "$EPOCHREALTIME" "$line" >>"$log"
         case $line in
         *"fdbox-vm: "*) echo "${line#*fdbox-vm: }" ;;
@@ -119,13 +121,14 @@ expected=(
     s1/device-node s1/conformance-liveupdate s1/conformance-daemon_over_liveupdate
     s1/c-checks s1/selftest-liveupdate
     s1/selftest-luo_kexec_simple-stage-1 s1/selftest-luo_multi_session-stage-1
-    s1/c-kexec-before s1/kexec-load
+    s1/bench-before-real s1/bench-before-emulated s1/c-kexec-before s1/kexec-load
     s2/device-node s2/selftest-luo_kexec_simple s2/selftest-luo_multi_session s2/c-kexec-after
+    s2/bench-after-real s2/bench-after-emulated
     s2/daemon-adopts-0-boxes s2/counter-rust-1 s2/counter-rust-2 s2/counter-rust-3
-    s2/counter-c-1 s2/counter-c-2 s2/boxes-listed-sealed s2/kexec-load
-    s3/device-node s3/c-kexec-third s3/daemon-adopts-2-boxes s3/counter-rust-4 s3/counter-c-3
-    s3/boxes-listed-sealed s3/kexec-load
-    s4/device-node s4/daemon-adopts-2-boxes s4/counter-rust-5 s4/counter-c-4 s4/boxes-listed-sealed
+    s2/counter-c-1 s2/counter-c-2 s2/boxes-listed-sealed s2/fill-16x16 s2/kexec-load
+    s3/device-node s3/c-kexec-third s3/daemon-adopts-18-boxes s3/counter-rust-4 s3/counter-c-3
+    s3/boxes-listed-sealed s3/unfill-16 s3/fill-48x16 s3/kexec-load
+    s4/device-node s4/daemon-adopts-50-boxes s4/counter-rust-5 s4/counter-c-4 s4/boxes-listed-sealed
 )
 passed=0
 failed=0
@@ -152,6 +155,26 @@ done < <(sed -n 's/.*fdbox-vm: \(PASS\|FAIL\) \([^:]*\).*/\2/p' "$log" | sort -u
 awk '
     / fdbox-vm: KEXEC / { t = $1; stage = $NF }
     / fdbox-vm: GUEST / && t { printf "kexec to stage %s: guest counting again %.2f s after kexec -e\n", stage, $1 - t; t = 0 }
+' "$log"
+
+# What adoption costs the daemon in each new kernel (LiveUpdateDevice::open:
+# retrieve, finish and preserve again every sealed box).
+awk '/ fdbox-vm: ADOPTION / { printf "daemon adoption: %d boxes, %d entries: %s ms\n", $4, $5, $6 }' "$log"
+
+# Live Update's calls on the real kernel and under the emulator, in this
+# same VM ($accel), with a do-nothing syscall as the baseline of each run.
+awk -v accel="$accel" '
+    / fdbox-vm: MEASURE / { v[$4 " " $5] = $6; names[$5] = 1 }
+    END {
+        printf "\nLive Update calls in the VM (%s), ns per call (median of rounds):\n", accel
+        printf "| call | real kernel | emulator | emulator / real |\n|---|---|---|---|\n"
+        split("baseline create_session+close preserve_fd retrieve_fd+close", order, " ")
+        for (i = 1; i in order; i++) {
+            n = order[i]; r = v["real " n]; e = v["emulated " n]
+            if (r == "" || e == "") continue
+            printf "| %s | %d | %d | %.1f |\n", n, r, e, (r > 0 ? e / r : 0)
+        }
+    }
 ' "$log"
 
 if [ $failed -gt 0 ] && [ "${FDBOX_VM_KEEP:-}" != 1 ]; then
