@@ -93,16 +93,17 @@ start_daemon() {
     mkdir -p /run/fdbox && chmod 700 /run/fdbox
     fdbox daemon --device liveupdate --socket $socket >/tmp/daemon.log 2>&1 &
     daemon=$!
+    # Up once it has adopted what the kernel carried (it listens before).
     i=0
-    while [ ! -S $socket ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-    if [ -S $socket ]; then
+    while ! grep -q 'sealed boxes adopted' /tmp/daemon.log && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    if [ -S $socket ] && grep -q 'sealed boxes adopted' /tmp/daemon.log; then
         adopted=$(sed -n 's/.*on \/dev\/liveupdate: \([0-9]*\) sealed boxes adopted.*/\1/p' /tmp/daemon.log)
         line=$(sed -n 's/.*on \/dev\/liveupdate: \([0-9]*\) sealed boxes adopted (\([0-9]*\) entries) in \([0-9.]*\) ms.*/\1 \2 \3/p' /tmp/daemon.log)
         echo "fdbox-vm: INFO daemon up, adopted ${adopted:-?} boxes"
         [ -n "$line" ] && echo "fdbox-vm: ADOPTION $line"
         [ "${adopted:-x}" = "$1" ] && pass daemon-adopts-$1-boxes || fail daemon-adopts-$1-boxes "adopted ${adopted:-?} ($(tail -n 3 /tmp/daemon.log | tr '\n' '|'))"
     else
-        fail daemon-adopts-$1-boxes "no socket after 60 s ($(tail -n 3 /tmp/daemon.log | tr '\n' '|'))"
+        fail daemon-adopts-$1-boxes "not up after 60 s ($(tail -n 3 /tmp/daemon.log | tr '\n' '|'))"
     fi
 }
 
@@ -145,7 +146,7 @@ counter() {
 }
 
 ls_sealed() {
-    out=$(fdbox ls --device daemon --socket $socket 2>&1)
+    out=$(fdbox ls --socket $socket 2>&1)
     echo "$out" >>/tmp/log
     if echo "$out" | grep -q "counter-rust.*sealed" && echo "$out" | grep -q "counter-c.*sealed"; then
         pass boxes-listed-sealed

@@ -156,9 +156,9 @@ fi
 # Built from the downloaded source at test time; never copied into the repo.
 st=$src_tree/tools/testing/selftests
 rm -rf "$out/selftests.tmp" && mkdir -p "$out/selftests.tmp"
-cflags=(-O2 -static -isystem "$out/headers/include" -I "$st" -I "$st/liveupdate")
-gcc "${cflags[@]}" -o "$out/selftests.tmp/liveupdate" "$st/liveupdate/liveupdate.c"
-for t in luo_kexec_simple luo_multi_session; do
+# As their Makefile builds them (each with luo_test_utils.c), static.
+cflags=(-O2 -static -D_GNU_SOURCE= -Wno-unused-function -isystem "$out/headers/include" -I "$st" -I "$st/liveupdate")
+for t in liveupdate luo_kexec_simple luo_multi_session; do
     gcc "${cflags[@]}" -o "$out/selftests.tmp/$t" "$st/liveupdate/$t.c" "$st/liveupdate/luo_test_utils.c"
 done
 cp "$st/liveupdate/do_kexec.sh" "$out/selftests.tmp/"

@@ -52,6 +52,7 @@ done
 rootfs=$work/rootfs
 mkdir -p "$rootfs"/{bin,boot,fdbox,selftests,root,lib64,lib/x86_64-linux-gnu}
 cp /bin/busybox "$rootfs/bin/busybox"
+ln -s busybox "$rootfs/bin/sh" # for /init's #!; it installs the rest
 cp tests/vm/init.sh "$rootfs/init" && chmod 755 "$rootfs/init"
 cp "$kdir/bzImage" "$rootfs/boot/bzImage"
 cp "$kdir"/selftests/* "$rootfs/selftests/"
