@@ -125,11 +125,18 @@ struct liveupdate_session_finish {
 	__u32 reserved;
 };
 
+struct liveupdate_session_get_name {
+	__u32 size;
+	__u32 reserved;
+	__u8 name[LIVEUPDATE_SESSION_NAME_LENGTH];
+};
+
 #define LIVEUPDATE_IOCTL_CREATE_SESSION   _IO(LIVEUPDATE_IOCTL_TYPE, 0x00)
 #define LIVEUPDATE_IOCTL_RETRIEVE_SESSION _IO(LIVEUPDATE_IOCTL_TYPE, 0x01)
 #define LIVEUPDATE_SESSION_PRESERVE_FD    _IO(LIVEUPDATE_IOCTL_TYPE, 0x40)
 #define LIVEUPDATE_SESSION_RETRIEVE_FD    _IO(LIVEUPDATE_IOCTL_TYPE, 0x41)
 #define LIVEUPDATE_SESSION_FINISH         _IO(LIVEUPDATE_IOCTL_TYPE, 0x42)
+#define LIVEUPDATE_SESSION_GET_NAME       _IO(LIVEUPDATE_IOCTL_TYPE, 0x43)
 
 #define SHOW(key, value) printf("%s %lu\n", key, (unsigned long)(value))
 #define LAYOUT2(s, a, b) \
@@ -146,12 +153,14 @@ int main(void)
 	SHOW("LIVEUPDATE_SESSION_PRESERVE_FD", LIVEUPDATE_SESSION_PRESERVE_FD);
 	SHOW("LIVEUPDATE_SESSION_RETRIEVE_FD", LIVEUPDATE_SESSION_RETRIEVE_FD);
 	SHOW("LIVEUPDATE_SESSION_FINISH", LIVEUPDATE_SESSION_FINISH);
+	SHOW("LIVEUPDATE_SESSION_GET_NAME", LIVEUPDATE_SESSION_GET_NAME);
 	SHOW("offsetof(struct liveupdate_ioctl_create_session, size)", offsetof(struct liveupdate_ioctl_create_session, size));
 	LAYOUT2(liveupdate_ioctl_create_session, fd, name);
 	LAYOUT2(liveupdate_ioctl_retrieve_session, fd, name);
 	LAYOUT2(liveupdate_session_preserve_fd, fd, token);
 	LAYOUT2(liveupdate_session_retrieve_fd, fd, token);
 	LAYOUT2(liveupdate_session_finish, size, reserved);
+	LAYOUT2(liveupdate_session_get_name, reserved, name);
 	return 0;
 }
 "#;
@@ -191,6 +200,22 @@ fn liveupdate_rust_values() -> Vec<(&'static str, u64)> {
         (
             "LIVEUPDATE_SESSION_FINISH",
             LIVEUPDATE_SESSION_FINISH.into(),
+        ),
+        (
+            "LIVEUPDATE_SESSION_GET_NAME",
+            LIVEUPDATE_SESSION_GET_NAME.into(),
+        ),
+        (
+            "sizeof(struct liveupdate_session_get_name)",
+            size_of::<LiveupdateSessionGetName>() as u64,
+        ),
+        (
+            "offsetof(struct liveupdate_session_get_name, reserved)",
+            offset_of!(LiveupdateSessionGetName, reserved) as u64,
+        ),
+        (
+            "offsetof(struct liveupdate_session_get_name, name)",
+            offset_of!(LiveupdateSessionGetName, name) as u64,
         ),
         (
             "offsetof(struct liveupdate_ioctl_create_session, size)",

@@ -1,6 +1,7 @@
 //! The Live Update Orchestrator's user API (`include/uapi/linux/liveupdate.h`,
-//! Linux 6.19+), written from the facts in `shared/spec/KERNEL-UAPI.md`
-//! section 2: request numbers and C struct layouts for x86_64.
+//! Linux 6.19+; `LIVEUPDATE_SESSION_GET_NAME` as of 7.2), written from the
+//! facts in `shared/spec/KERNEL-UAPI.md` section 2: request numbers and C
+//! struct layouts for x86_64.
 //! `tests/uapi_layout.rs` checks them against a C compiler.
 //!
 //! Every argument struct starts with its own `size`, which the caller sets
@@ -35,6 +36,9 @@ pub const LIVEUPDATE_SESSION_RETRIEVE_FD: u32 = io(0x41);
 /// On an incoming session: finish it; files not retrieved are released
 /// ([`LiveupdateSessionFinish`]).
 pub const LIVEUPDATE_SESSION_FINISH: u32 = io(0x42);
+/// On any session (Linux 7.2): its name, into the struct
+/// ([`LiveupdateSessionGetName`]).
+pub const LIVEUPDATE_SESSION_GET_NAME: u32 = io(0x43);
 
 /// The device.
 pub const LIVEUPDATE_DEVICE: &str = "/dev/liveupdate";
@@ -74,6 +78,18 @@ pub struct LiveupdateSessionFinish {
     pub reserved: u32,
 }
 
+/// `struct liveupdate_session_get_name`: 72 bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct LiveupdateSessionGetName {
+    /// `size_of::<Self>()`.
+    pub size: u32,
+    /// Must be 0.
+    pub reserved: u32,
+    /// Out: the session's name, NUL-terminated.
+    pub name: [u8; LIVEUPDATE_SESSION_NAME_LENGTH],
+}
+
 /// A session name field holding `name`, NUL-terminated; `None` if it is
 /// empty or longer than 63 bytes.
 pub fn session_name_field(name: &str) -> Option<[u8; LIVEUPDATE_SESSION_NAME_LENGTH]> {
@@ -100,8 +116,17 @@ mod tests {
                 LIVEUPDATE_SESSION_PRESERVE_FD,
                 LIVEUPDATE_SESSION_RETRIEVE_FD,
                 LIVEUPDATE_SESSION_FINISH,
+                LIVEUPDATE_SESSION_GET_NAME,
             ],
-            [0xBA00, 0xBA01, 0xBA40, 0xBA41, 0xBA42]
+            [0xBA00, 0xBA01, 0xBA40, 0xBA41, 0xBA42, 0xBA43]
+        );
+        assert_eq!(
+            (
+                size_of::<LiveupdateSessionGetName>(),
+                offset_of!(LiveupdateSessionGetName, reserved),
+                offset_of!(LiveupdateSessionGetName, name)
+            ),
+            (72, 4, 8)
         );
         assert_eq!(
             (
