@@ -279,17 +279,41 @@ fn liveupdate_answers_as_the_kernel() {
             "zero tail bytes: accepted",
             "retrieve unknown session: ENOENT",
             "an unknown session request: EINVAL",
+            "an unknown session request, NULL argument: EINVAL",
+            "an unknown device request, NULL argument: EINVAL",
+            "a known request, NULL argument: EFAULT",
+            "a known number with direction and size bits: ENOTTY",
+            "GET_NAME on outgoing session a: \"a\"",
+            "GET_NAME with reserved set: EINVAL",
+            "GET_NAME with a short struct: EINVAL",
+            "GET_NAME of a 63-byte name",
+            "retrieve an empty name: ENOENT",
+            "retrieve an unterminated name: ENOENT",
             "preserve a pipe: ENOENT",
             "a LUO request on a pipe is the kernel's: ENOTTY",
             "preserve a bad fd: EBADF",
             "preserve token 1 again: EEXIST",
             "preserve the same file (a dup) again: EBUSY",
-            "a new open of the memfd is another file: preserved",
+            "a new open of the memfd, same inode: EBUSY",
             "preserve a file of session a in b: EBUSY",
             "RETRIEVE_FD on an outgoing session: EINVAL",
             "FINISH on an outgoing session: EINVAL",
+            "FINISH on an outgoing session, non-zero tail: EINVAL",
+            "GET_NAME with a non-zero tail: E2BIG",
+            "ftruncate a preserved memfd larger: EPERM",
+            "ftruncate it smaller: EPERM",
+            "ftruncate it to its size: allowed",
+            "fallocate it: EPERM",
+            "fallocate it, KEEP_SIZE: EPERM",
+            "punch a hole in it: EPERM",
+            "fallocate it with a bad mode: EOPNOTSUPP",
+            "write inside it: allowed",
+            "ftruncate it through a read-only open: EINVAL",
+            "other memfds still grow",
+            "a write past its end: accepted (emulator: writes are not trapped; Linux 7.2: EPERM)",
+            "closing its session unfreezes it",
             "preserve 1024 memfds in a session",
-            "the 1025th: ENOSPC",
+            "the 1025th: ENOSPC (emulator limit)",
             "closing session a frees its name",
             "and un-preserves its files",
             "an ordinary open still works",
@@ -332,6 +356,15 @@ fn liveupdate_sessions_survive_a_sigterm_kexec() {
         1,
         "{manifest}"
     );
+    // The seals each memfd had when it was preserved travel: F_SEAL_SEAL
+    // (made without MFD_ALLOW_SEALING), F_SEAL_SHRINK | F_SEAL_GROW.
+    let seals: Vec<(u64, u64)> = manifest["sessions"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["token"].as_u64().unwrap(), f["seals"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(seals, [(7, 0x1), (8, 0x2 | 0x4)], "{manifest}");
 
     let after = emulate_liveupdate(Some(&dir), "kexec-after");
     assert_checks(
@@ -341,13 +374,25 @@ fn liveupdate_sessions_survive_a_sigterm_kexec() {
             "retrieve s again: EINVAL",
             "the closed session did not travel: ENOENT",
             "an outgoing session may take the incoming one's name",
+            "GET_NAME on incoming session s: \"s\"",
             "retrieve token 7",
             "its content survived",
             "its offset survived",
             "it is close-on-exec",
+            "its seals survived (F_SEAL_SEAL: made without MFD_ALLOW_SEALING)",
+            "its name is \"memfd:\"",
+            "its size is not frozen",
             "PRESERVE_FD on an incoming session: EINVAL",
-            "retrieve token 7 again: ENOENT",
+            "PRESERVE_FD on an incoming session, non-zero tail: EINVAL",
+            "retrieve token 7 again: the same file",
+            "retrieve token 8",
+            "its seals at PRESERVE_FD survived, not those added after",
+            "preserve a retrieved file before FINISH: EBUSY",
             "FINISH",
+            "retrieve token 7 after FINISH: ENOENT",
+            "FINISH again: 0",
+            "preserve the retrieved file after FINISH",
+            "its size is frozen now",
             "retrieve s after FINISH: still EINVAL",
         ],
     );

@@ -3,16 +3,20 @@
 //!
 //! The filter sends to the supervisor (SECCOMP_RET_USER_NOTIF) every `openat`,
 //! `open` and `openat2`, because the path is in the program's memory where a filter
-//! cannot look, and every `ioctl` whose request is in the emulated device's
-//! range (the six FDBox requests, or LUO's 0xBA00..=0xBA4F); everything else,
-//! the other device's requests included, runs as usual. The supervisor lets
-//! the opens that are not of the device's paths continue.
+//! cannot look, and every `ioctl` whose request is the emulated device's
+//! (the six FDBox requests; for LUO, every request of its type 0xBA,
+//! whatever its number, direction and size bits, as the kernel's LUO
+//! decodes them all); for LUO also every `ftruncate` and `fallocate`,
+//! which the kernel refuses on a preserved memfd. Everything else, the
+//! other device's requests included, runs as usual. The supervisor lets
+//! the calls that are not on the device's paths or files continue.
 
 use super::EmulatedDevice;
 use fdbox_host::device::kernel::liveupdate_uapi::LIVEUPDATE_IOCTL_CREATE_SESSION;
 use fdbox_host::device::kernel::uapi::{FDBOX_CREATE_BOX, FDBOX_UNSEAL};
 use libc::{
-    BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, sock_filter,
+    BPF_ABS, BPF_ALU, BPF_AND, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W,
+    sock_filter,
 };
 use std::io;
 use std::io::IoSlice;
@@ -52,24 +56,39 @@ const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
     }
 }
 
-/// The last LUO request trapped: the session requests start at 0xBA40 and
-/// the range leaves room for 16 of them, so that requests a newer header
-/// adds are the emulator's to refuse (EINVAL), as the kernel's table does.
-const LIVEUPDATE_LAST_REQUEST: u32 = 0xBA4F;
-
-/// The ioctl requests trapped for `device`, first and last.
-const fn requests(device: EmulatedDevice) -> (u32, u32) {
+/// The ioctl requests trapped for `device`: those whose request, masked
+/// with the first value, is in the range of the other two. LUO's: the type
+/// byte 0xBA (`_IOC_TYPE`), whatever the rest.
+const fn requests(device: EmulatedDevice) -> (u32, u32, u32) {
     match device {
-        EmulatedDevice::Fdbox => (FDBOX_CREATE_BOX, FDBOX_UNSEAL),
-        EmulatedDevice::Liveupdate => (LIVEUPDATE_IOCTL_CREATE_SESSION, LIVEUPDATE_LAST_REQUEST),
+        EmulatedDevice::Fdbox => (u32::MAX, FDBOX_CREATE_BOX, FDBOX_UNSEAL),
+        EmulatedDevice::Liveupdate => (
+            0xFF00,
+            LIVEUPDATE_IOCTL_CREATE_SESSION,
+            LIVEUPDATE_IOCTL_CREATE_SESSION,
+        ),
+    }
+}
+
+/// A system call number no x86_64 call has (the filter kills numbers from
+/// `X32_SYSCALL_BIT` up before it compares).
+const NO_CALL: u32 = u32::MAX;
+
+/// The resizing calls trapped for `device` (ftruncate and fallocate for
+/// LUO, which freezes a preserved memfd's size; none for FDBox).
+const fn resizes(device: EmulatedDevice) -> (u32, u32) {
+    match device {
+        EmulatedDevice::Fdbox => (NO_CALL, NO_CALL),
+        EmulatedDevice::Liveupdate => (libc::SYS_ftruncate as u32, libc::SYS_fallocate as u32),
     }
 }
 
 /// The filter for `device`, instruction by instruction; jumps are relative
 /// to the next instruction (classic BPF only jumps forward). Built before
 /// fork: the child only passes it to the kernel.
-pub const fn program(device: EmulatedDevice) -> [sock_filter; 16] {
-    let (first, last) = requests(device);
+pub const fn program(device: EmulatedDevice) -> [sock_filter; 19] {
+    let (mask, first, last) = requests(device);
+    let (ftruncate, fallocate) = resizes(device);
     [
         // 0-2: only x86_64 system calls; kill the process otherwise, since the
         // numbers below mean other calls on other ABIs.
@@ -80,20 +99,24 @@ pub const fn program(device: EmulatedDevice) -> [sock_filter; 16] {
         stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_NR),
         jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
         stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
-        // 6-10: openat, open and openat2 go to the supervisor (15), ioctl is
-        // looked at (11), everything else is allowed.
-        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat as u32, 8, 0),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_open as u32, 7, 0),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat2 as u32, 6, 0),
+        // 6-12: openat, open, openat2 and the device's resizing calls go to
+        // the supervisor (18), ioctl is looked at (13), everything else is
+        // allowed.
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat as u32, 11, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_open as u32, 10, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat2 as u32, 9, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, ftruncate, 8, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, fallocate, 7, 0),
         jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_ioctl as u32, 1, 0),
         stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
-        // 11-14: an ioctl request in first..=last goes to the supervisor, any
-        // other is allowed.
+        // 13-17: an ioctl request that, masked, is in first..=last goes to
+        // the supervisor, any other is allowed.
         stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_ARG1_LOW),
+        stmt(BPF_ALU | BPF_AND | BPF_K, mask),
         jump(BPF_JMP | BPF_JGE | BPF_K, first, 0, 1),
         jump(BPF_JMP | BPF_JGT | BPF_K, last, 0, 1),
         stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
-        // 15
+        // 18
         stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF),
     ]
 }
@@ -188,6 +211,8 @@ mod tests {
                 acc = u32::from_ne_bytes(data[k..k + 4].try_into().unwrap());
             } else if code == BPF_RET | BPF_K {
                 return i.k;
+            } else if code == BPF_ALU | BPF_AND | BPF_K {
+                acc &= i.k;
             } else {
                 let taken = match code & 0xf0 {
                     c if c == BPF_JEQ => acc == i.k,
@@ -213,6 +238,8 @@ mod tests {
         assert_eq!(run(libc::SYS_open as u32, x86, 0), notif);
         assert_eq!(run(libc::SYS_openat2 as u32, x86, 0), notif);
         assert_eq!(run(libc::SYS_read as u32, x86, 0), allow);
+        assert_eq!(run(libc::SYS_ftruncate as u32, x86, 0), allow);
+        assert_eq!(run(libc::SYS_fallocate as u32, x86, 0), allow);
         let ioctl = libc::SYS_ioctl as u32;
         for request in 0x2E00..=0x2E05u64 {
             assert_eq!(run(ioctl, x86, request), notif);
@@ -235,16 +262,34 @@ mod tests {
         let run = |nr: i64, arg1: u64| run_on(&program, nr as u32, AUDIT_ARCH_X86_64, arg1);
         let notif = libc::SECCOMP_RET_USER_NOTIF;
         let allow = libc::SECCOMP_RET_ALLOW;
-        for nr in [libc::SYS_openat, libc::SYS_open, libc::SYS_openat2] {
+        for nr in [
+            libc::SYS_openat,
+            libc::SYS_open,
+            libc::SYS_openat2,
+            libc::SYS_ftruncate,
+            libc::SYS_fallocate,
+        ] {
             assert_eq!(run(nr, 0), notif);
         }
         assert_eq!(run(libc::SYS_read, 0xBA00), allow);
-        for request in [0xBA00, 0xBA01, 0xBA40, 0xBA41, 0xBA42, 0xBA4F] {
+        assert_eq!(run(libc::SYS_truncate, 0), allow);
+        // Every request of type 0xBA: the kernel's table decodes them all.
+        for request in [
+            0xBA00,
+            0xBA01,
+            0xBA40,
+            0xBA41,
+            0xBA42,
+            0xBA43,
+            0xBA4F,
+            0xBAFF,
+            0xC048_BA43,
+        ] {
             assert_eq!(run(libc::SYS_ioctl, request), notif, "{request:#x}");
             assert_eq!(run(libc::SYS_ioctl, request | 0xffff_ffff_0000_0000), notif);
         }
         // FDBox's requests are not the emulated device's now.
-        for request in [0xB9FF, 0xBA50, 0x2E00, 0x2E05, 0x5401] {
+        for request in [0xB9FF, 0xBB00, 0x2E00, 0x2E05, 0x5401, 0xC048_B943] {
             assert_eq!(run(libc::SYS_ioctl, request), allow, "{request:#x}");
         }
     }

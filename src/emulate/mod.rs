@@ -40,7 +40,7 @@ pub enum EmulatedDevice {
     /// The FDBox RFC's /dev/fdbox/fdbox and /dev/fdbox/<box>.
     #[default]
     Fdbox,
-    /// Linux's Live Update Orchestrator, /dev/liveupdate (6.19+).
+    /// Linux's Live Update Orchestrator, /dev/liveupdate, as Linux 7.2 has it.
     Liveupdate,
 }
 
@@ -93,39 +93,54 @@ Where --device fdbox differs from the RFC driver:
   - --state-dir keeps memfd contents, not file offsets or memfd seals; if the
     emulator itself dies, the directory keeps the state of the last exit.
 
-Where --device liveupdate differs from the kernel's LUO (6.19):
+Where --device liveupdate differs from the kernel's LUO (Linux 7.2, the
+version it follows: kernel/liveupdate/ and mm/memfd_luo.c of 7.2.13):
   - /dev/liveupdate exists only for open()/openat()/openat2() of that
     absolute path ('//' and '.' allowed), as for fdbox; it acts as
     root-owned, mode 0600 (EACCES unless fsuid 0 or CAP_DAC_OVERRIDE), and
     no capability is checked on ioctls.
   - The device and session fds are one end of a Unix socketpair, not anon
     inodes: fstat() shows a socket, read() finds end-of-file, write() is
-    accepted until a socket buffer fills (then blocks), and shutdown() of
-    both directions counts as a close. A close is seen when the program's
-    last copy of the fd goes (as the kernel's release), including copies in
-    other processes. The one-open rule and the sessions are per emulator
-    (the program's process tree), not per machine.
+    accepted until a socket buffer fills (then blocks), shutdown() of both
+    directions counts as a close, and ioctls of another type than 0xBA are
+    the socket's (FIONREAD, say; the kernel's LUO answers EINVAL). A close
+    is seen when the program's last copy of the fd goes (as the kernel's
+    release), including copies in other processes. The one-open rule and
+    the sessions are per emulator (the program's process tree), not per
+    machine.
+  - A preserved memfd's size is frozen, as by the kernel, where the
+    program resizes through ftruncate() (EPERM for another size) and
+    fallocate() (EPERM), which the emulator traps. Writes are not trapped:
+    a write past the end of a preserved memfd (write, pwrite, writev,
+    sendfile, splice, copy_file_range, io_uring; EPERM on the kernel) and
+    truncate() by path succeed under the emulator, and resizes by processes
+    outside it are not seen. What travels is the size at PRESERVE_FD, as
+    with the kernel: bytes past it are dropped at the kexec moment, with a
+    warning. Writes within the size are allowed and travel, as with the
+    kernel.
   - The kexec moment is the emulator's SIGTERM: the outgoing sessions open
-    then are saved (memfd contents, sizes and file offsets; not seals or
-    FD_CLOEXEC), then SIGTERM goes on to the program. At any other exit,
-    the sessions still open then are saved (normally none). Without
-    --state-dir nothing travels. Saved sessions come back as incoming ones
-    at the next start; incoming sessions not carried on in an open
-    outgoing session do not travel again.
+    then are saved (memfd contents, the sizes and seals they had when
+    preserved, and file offsets; not FD_CLOEXEC), then SIGTERM goes on to
+    the program. At any other exit, the sessions still open then are saved
+    (normally none). Without --state-dir nothing travels. Saved sessions
+    come back as incoming ones at the next start (each file a memfd named
+    memfd: with its seals re-applied); incoming sessions not carried on
+    in an open outgoing session do not travel again.
   - A session preserves at most 1024 files (ENOSPC beyond), an emulator
     limit. Each preserved file is an fd in the emulator, which raises its
     soft fd limit to the hard one (after starting the program); past that,
-    PRESERVE_FD fails with EMFILE. Struct sizes over 4096 bytes are E2BIG
-    (the kernel reads any size, checking the tail is zero).
+    PRESERVE_FD fails with EMFILE.
   - Only memfds on shmem are preserved (hugetlb memfds and any other file:
-    ENOENT); an unlinked tmpfs file counts as a memfd.
+    ENOENT); an unlinked tmpfs file counts as a memfd, as in the kernel.
   - Results are written into the caller's struct through /proc/PID/mem
     after the fd is installed: a struct in read-only memory is written
     anyway, and one that cannot be written fails the call (EFAULT) with the
     fd installed.
-  - RETRIEVE_FD is take-once: a token retrieved already is ENOENT. When
-    several checks of one call fail, which errno wins is the emulator's
-    order (struct, session type, token, limit, fd, kind, in use).
+  - The checks follow the kernel's order (request number, then the struct
+    size, the request's other bits, the session's direction, the struct),
+    except that an fd the call would install is taken last, so EMFILE comes
+    after the other failures of CREATE_SESSION, RETRIEVE_SESSION and
+    RETRIEVE_FD, not before.
   - No-new-privs, x86_64 only, exit codes and SIGTERM as for fdbox.";
 
 /// Run the program under the emulated device.
@@ -244,11 +259,11 @@ mod tests {
 
     #[test]
     fn the_help_states_the_emulators_limits() {
-        for limit in [
-            liveupdate::MAX_FILES_PER_SESSION,
-            liveupdate::MAX_STRUCT_SIZE,
-        ] {
-            assert!(LIMITS.contains(&format!(" {limit} ")), "{limit}");
-        }
+        let limit = liveupdate::MAX_FILES_PER_SESSION;
+        assert!(LIMITS.contains(&format!(" {limit} ")), "{limit}");
+        assert!(
+            LIMITS.contains("(Linux 7.2,"),
+            "the kernel version it follows"
+        );
     }
 }

@@ -9,8 +9,9 @@
 //! at offset 0).
 //!
 //! LUO: the outgoing sessions open at the kexec moment travel, with each
-//! preserved memfd's content and file offset ([`SavedSession`]); they come
-//! back as incoming sessions (see [`super::liveupdate`]).
+//! preserved memfd's content, file offset and seals ([`SavedSession`]), as
+//! Linux 7.2's memfd_luo carries them; they come back as incoming sessions
+//! (see [`super::liveupdate`]).
 //!
 //! Layout: `manifest.json` names the device it was written for (`"device"`:
 //! `"fdbox"`, the default for manifests older than the field, or
@@ -59,6 +60,9 @@ pub struct SavedFile {
     pub content: Vec<u8>,
     /// Its file offset.
     pub offset: u64,
+    /// Its memfd seals (`F_SEAL_*`) when it was preserved, re-applied in
+    /// the next kernel; 0 in manifests older than the field.
+    pub seals: u32,
 }
 
 /// The manifest in `dir`, checked to be of this version and written for
@@ -199,10 +203,18 @@ pub fn restore_sessions(dir: &Path) -> Result<Vec<SavedSession>> {
                 bail!("{}: a file without token or offset", path.display());
             };
             let content = read_content(dir, &f)?;
+            let seals = match &f["seals"] {
+                serde_json::Value::Null => 0,
+                seals => seals
+                    .as_u64()
+                    .and_then(|s| u32::try_from(s).ok())
+                    .with_context(|| format!("{}: bad seals {seals}", path.display()))?,
+            };
             files.push(SavedFile {
                 token,
                 content,
                 offset,
+                seals,
             });
         }
         sessions.push(SavedSession { name, files });
@@ -220,6 +232,7 @@ pub fn save_sessions(dir: &Path, saved: &[SavedSession]) -> Result<()> {
             let mut f = writer.content(&file.content)?;
             f.insert("token".into(), json!(file.token));
             f.insert("offset".into(), json!(file.offset));
+            f.insert("seals".into(), json!(file.seals));
             files.push(f);
         }
         sessions.push(json!({"name": session.name, "files": files}));
@@ -364,6 +377,7 @@ mod tests {
                 token: 7,
                 content: b"hello".to_vec(),
                 offset: 2,
+                seals: 0x5,
             }],
         }];
         save_sessions(&dir, &saved).unwrap();

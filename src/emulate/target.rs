@@ -120,6 +120,24 @@ impl Target {
         )?)
     }
 
+    /// Its RLIMIT_FSIZE soft limit (the largest file size it may make),
+    /// from /proc/PID/limits; `None` if unlimited.
+    pub fn file_size_limit(&self) -> io::Result<Option<u64>> {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.pid))?;
+        let soft = limits
+            .lines()
+            .find_map(|l| l.strip_prefix("Max file size"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .ok_or_else(|| io::Error::other("no Max file size in /proc/PID/limits"))?;
+        match soft {
+            "unlimited" => Ok(None),
+            n => n
+                .parse()
+                .map(Some)
+                .map_err(|_| io::Error::other(format!("bad Max file size {n:?}"))),
+        }
+    }
+
     /// Its credentials from /proc/PID/status: the filesystem uid and the
     /// effective capability set.
     pub fn credentials(&self) -> io::Result<Credentials> {
