@@ -517,3 +517,171 @@ fn a_guest_memory_file_survives_a_liveupdate_kexec() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ERR not-found\n");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The Debian kernel package version whose source the VM lane
+/// (`tests/vm/kernel.sh`) downloads, and the emulator follows.
+const KERNEL_SOURCE_VERSION: &str = "7.2.13-1";
+
+/// The kernel source tree to build Linux's own LUO selftests from:
+/// `$FDBOX_KERNEL_SOURCE_TREE`, else where the VM lane keeps it,
+/// `${FDBOX_VM_CACHE:-$HOME/.cache/fdbox/vm}/build-<version>/src`. `Err`:
+/// why there is none. A tree named by `FDBOX_KERNEL_SOURCE_TREE` must be
+/// there (the test fails otherwise); the default one may be missing.
+fn kernel_source_tree() -> Result<PathBuf, String> {
+    let selftests = |tree: &Path| tree.join("tools/testing/selftests/liveupdate/liveupdate.c");
+    if let Some(tree) = std::env::var_os("FDBOX_KERNEL_SOURCE_TREE") {
+        let tree = PathBuf::from(tree);
+        assert!(
+            selftests(&tree).exists(),
+            "FDBOX_KERNEL_SOURCE_TREE={} has no {}",
+            tree.display(),
+            selftests(&tree).display()
+        );
+        return Ok(tree);
+    }
+    let cache = std::env::var_os("FDBOX_VM_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/fdbox/vm")))
+        .ok_or("neither FDBOX_VM_CACHE nor HOME is set")?;
+    let tree = cache.join(format!("build-{KERNEL_SOURCE_VERSION}/src"));
+    if selftests(&tree).exists() {
+        Ok(tree)
+    } else {
+        Err(format!(
+            "no Linux source tree at {} (the VM lane, tests/vm/kernel.sh, downloads it there; \
+             or set FDBOX_KERNEL_SOURCE_TREE to one)",
+            tree.display()
+        ))
+    }
+}
+
+/// Linux's own LUO selftests (`tools/testing/selftests/liveupdate/`),
+/// compiled from `tree` into this test's scratch directory (never copied
+/// into this repository): `liveupdate`, `luo_kexec_simple` and
+/// `luo_multi_session`, each with `luo_test_utils.c`.
+fn kernel_selftests(tree: &Path) -> PathBuf {
+    let source = tree.join("tools/testing/selftests");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kernel-selftests");
+    // The UAPI header alone, from the tree: the system's headers may predate
+    // it, and the tree's include/uapi as a whole shadows libc's.
+    let include = out.join("include/linux");
+    std::fs::create_dir_all(&include).unwrap();
+    std::fs::copy(
+        tree.join("include/uapi/linux/liveupdate.h"),
+        include.join("liveupdate.h"),
+    )
+    .unwrap();
+    for program in ["liveupdate", "luo_kexec_simple", "luo_multi_session"] {
+        let status = Command::new("cc")
+            .args(["-O2", "-D_GNU_SOURCE", "-isystem"])
+            .arg(out.join("include"))
+            .arg("-I")
+            .arg(&source)
+            .arg("-o")
+            .arg(out.join(program))
+            .arg(source.join(format!("liveupdate/{program}.c")))
+            .arg(source.join("liveupdate/luo_test_utils.c"))
+            .stderr(Stdio::null())
+            .status()
+            .expect("run cc");
+        assert!(status.success(), "cc failed on the kernel's {program}.c");
+    }
+    out
+}
+
+/// The kselftest harness's `# Totals: pass:N fail:N xfail:N xpass:N skip:N
+/// error:N` line, as (name, count) pairs.
+fn kselftest_totals(stdout: &str) -> Vec<(String, u32)> {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("# Totals: "))
+        .unwrap_or_else(|| panic!("no `# Totals:` line in:\n{stdout}"));
+    line.split_whitespace()
+        .map(|pair| {
+            let (name, count) = pair.split_once(':').unwrap();
+            (name.to_string(), count.parse().unwrap())
+        })
+        .collect()
+}
+
+/// The kernel's own LUO selftests pass under the emulator: all 15 of
+/// `liveupdate` (a skip counts as a failure: the harness says PASSED when
+/// every test skipped), and the two-stage `luo_kexec_simple` and
+/// `luo_multi_session` across a simulated kexec (SIGTERM, `--state-dir`).
+/// Built from a Linux 7.2 source tree when there is one (see
+/// [`kernel_source_tree`]); skipped, saying why, when there is none.
+#[test]
+fn the_kernels_own_liveupdate_selftests_pass() {
+    if !is_root() {
+        return;
+    }
+    let tree = match kernel_source_tree() {
+        Ok(tree) => tree,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let programs = kernel_selftests(&tree);
+    let run = |program: &str, state_dir: Option<&Path>, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fdbox"));
+        command.args(["emulate", "--device", "liveupdate"]);
+        if let Some(dir) = state_dir {
+            command.arg("--state-dir").arg(dir);
+        }
+        command.arg("--").arg(programs.join(program)).args(args);
+        command
+    };
+
+    let out = run("liveupdate", None, &[]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let totals = kselftest_totals(&stdout);
+    let expected: Vec<(String, u32)> = [
+        ("pass", 15),
+        ("fail", 0),
+        ("xfail", 0),
+        ("xpass", 0),
+        ("skip", 0),
+        ("error", 0),
+    ]
+    .iter()
+    .map(|(n, c)| (n.to_string(), *c))
+    .collect();
+    assert_eq!(totals, expected, "{stdout}");
+    assert!(out.status.success(), "{stdout}");
+
+    for program in ["luo_kexec_simple", "luo_multi_session"] {
+        let dir = tempdir(program);
+        // Stage 1 leaves a child holding the sessions (it says its pid) and
+        // exits: the kexec comes while the child holds them.
+        let (status, stdout, stderr) =
+            kexec_when(run(program, Some(&dir), &["--stage", "1"]), |seen| {
+                seen.contains("You may now perform kexec reboot")
+            });
+        if let Some(pid) = stdout
+            .lines()
+            .find_map(|l| l.split_once("Child PID: "))
+            .and_then(|(_, rest)| rest.split('.').next()?.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        // Its parent exits after saying so: the SIGTERM finds it still
+        // there (and ends it) or gone.
+        assert!(
+            status.success() || status.code() == Some(128 + 15),
+            "{program} --stage 1 ({status}):\n{stdout}\n{stderr}"
+        );
+        let out = run(program, Some(&dir), &["--stage", "2"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("TEST PASSED"),
+            "{program} --stage 2 ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
