@@ -896,6 +896,12 @@ pub mod fdbox {
                                                     /// working, so bytes written through them after the put (even after
                                                     /// `seal`) are in the file the next instance gets. Drop every stream
                                                     /// on a descriptor before putting it.
+                                                    /// 
+                                                    /// On the Live Update device (Linux's LUO) a memory file's size is
+                                                    /// fixed while its box is sealed, as the kernel preserves it: such
+                                                    /// a stream may write within the file, but a write past its end
+                                                    /// fails until `unseal` (the box's entries keep the size they had
+                                                    /// at `seal`). Other devices have no such limit.
                                                     fn put(&mut self, self_: wasmtime::component::Resource<Box>,name: wasmtime::component::__internal::String,handle: wasmtime::component::Resource<Descriptor>,) -> wasmtime::Result<Result<wasmtime::component::Resource<BoxFd>,RefusedPut>>;
                                                     /// Move the handle named `name` out of the box (take-once).
                                                     /// 
@@ -970,6 +976,12 @@ pub mod fdbox {
                                                               /// working, so bytes written through them after the put (even after
                                                               /// `seal`) are in the file the next instance gets. Drop every stream
                                                               /// on a descriptor before putting it.
+                                                              /// 
+                                                              /// On the Live Update device (Linux's LUO) a memory file's size is
+                                                              /// fixed while its box is sealed, as the kernel preserves it: such
+                                                              /// a stream may write within the file, but a write past its end
+                                                              /// fails until `unseal` (the box's entries keep the size they had
+                                                              /// at `seal`). Other devices have no such limit.
                                                               fn put(&mut self, self_: wasmtime::component::Resource<Box>,name: wasmtime::component::__internal::String,handle: wasmtime::component::Resource<Descriptor>,) -> wasmtime::Result<Result<wasmtime::component::Resource<BoxFd>,RefusedPut>>{
                                                                 HostBox::put(*self,self_,name,handle,)}
                                                                 /// Move the handle named `name` out of the box (take-once).

@@ -498,6 +498,56 @@ fn liveupdate_rules(scope: &str) {
         super::content(device.get(&a, &name("state")).unwrap()),
         "state"
     );
+
+    a_sealed_boxs_memory_files_have_a_fixed_size(&device);
+}
+
+/// The Live Update device's rule for a sealed box's memory files: the
+/// kernel freezes a preserved memfd's size (Linux 7.2, memfd_luo_preserve),
+/// so while the box is sealed, whoever still shares the file (here a dup;
+/// for a guest, a stream it opened before the put) writes within it, and
+/// those bytes travel, but cannot resize it (EPERM); the manifest and
+/// `entries` give the size at seal; unsealing lifts the freeze.
+fn a_sealed_boxs_memory_files_have_a_fixed_size(device: &Scratch) {
+    use std::os::unix::fs::FileExt as _;
+    let name = |s: &str| Name::new(s).unwrap();
+    let sized = name("sized");
+    device.create_box(&sized).unwrap();
+    let state = super::memfd("12");
+    let kept = std::fs::File::from(state.fd().try_clone_to_owned().unwrap());
+    device.put(&sized, &name("state"), state).unwrap();
+    // Written after the put, before the seal: the size at seal counts.
+    kept.write_all_at(b"345", 2).unwrap();
+    device.seal(&sized).unwrap();
+    let eperm = |r: std::io::Result<()>| r.unwrap_err().raw_os_error() == Some(libc::EPERM);
+    assert!(eperm(kept.set_len(100)), "growing a sealed box's memfd");
+    assert!(eperm(kept.set_len(2)), "shrinking a sealed box's memfd");
+    kept.write_all_at(b"X", 0).unwrap();
+    if !Kernel::Liveupdate.under_emulator() {
+        // `fdbox emulate` does not trap writes (its --help says so).
+        assert!(
+            eperm(kept.write_all_at(b"6", 5)),
+            "a write past the end of a sealed box's memfd"
+        );
+    }
+    let sizes = |device: &Scratch| -> Vec<Option<u64>> {
+        device
+            .entries(&sized)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.size)
+            .collect()
+    };
+    assert_eq!(sizes(device), [Some(5)]);
+    device.unseal(&sized).unwrap();
+    kept.set_len(100).unwrap();
+    assert_eq!(sizes(device), [Some(100)], "entries gives the size now");
+    kept.set_len(5).unwrap();
+    assert_eq!(
+        super::content(device.get(&sized, &name("state")).unwrap()),
+        "X2345"
+    );
+    device.delete_box(&sized).unwrap();
 }
 
 /// Without the kernel device, run this test binary's tests matching

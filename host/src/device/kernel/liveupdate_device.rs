@@ -1,6 +1,6 @@
 //! [`LiveUpdateDevice`]: the [`Device`] over Linux's Live Update
-//! Orchestrator, `/dev/liveupdate` (6.19+), through the UAPI in
-//! [`super::liveupdate_uapi`].
+//! Orchestrator, `/dev/liveupdate` (6.19+; the rules it follows are Linux
+//! 7.2's), through the UAPI in [`super::liveupdate_uapi`].
 //!
 //! # How boxes map to LUO
 //!
@@ -45,9 +45,19 @@
 //! - `/dev/liveupdate` allows one open at a time: one process (one host, or
 //!   one holder daemon) owns every box. A second gets device-unavailable,
 //!   saying so.
-//! - Contents, size and file offset survive the kexec; memfd seals do not
-//!   (the kernel's rule).
-//! - Entry sizes are the sizes when put.
+//! - Contents, size and file offset survive the kexec, and so do the memfd
+//!   seals an entry had when its box was sealed (Linux 7.2 re-applies
+//!   them); the memfd's name does not (the kernel names it `memfd:`).
+//! - **A sealed box's memory files have a fixed size.** The kernel freezes
+//!   a preserved memfd's size (memfd_luo_preserve): while the box is
+//!   sealed, anything that still shares one of its files (a stream the
+//!   guest opened before the put, a dup the host kept) can write within
+//!   the file, and those bytes travel, but growing or shrinking it fails
+//!   with `EPERM` (ftruncate, fallocate, a write past the end); unsealing
+//!   lifts that. The box's entry sizes are therefore the sizes at seal,
+//!   which is what the manifest records; [`Device::entries`] reports each
+//!   file's size now. Under `fdbox emulate --device liveupdate`, a write
+//!   past the end is not refused, but only the size at seal travels.
 //!
 //! Why one long file: the device is one state machine (boxes as sessions,
 //! the index session, adoption after a kexec) whose operations must keep the
@@ -396,6 +406,8 @@ impl LiveUpdateDevice {
                 ),
             }
         }
+        // FINISH before preserving them again: a retrieved file counts as
+        // preserved until its session finishes (PRESERVE_FD: EBUSY).
         if let Err(e) = finish(session.as_fd()) {
             tracing::warn!("cannot finish session {full:?}: {e}");
         }
@@ -639,16 +651,27 @@ impl Device for LiveUpdateDevice {
             .map(|(name, held)| EntryInfo {
                 name: name.clone(),
                 kind: held.entry.kind,
-                size: held.entry.size,
+                // The file is here: its size now, as the memory device's.
+                size: rustix::fs::fstat(&held.fd)
+                    .map(|s| s.st_size as u64)
+                    .ok()
+                    .or(held.entry.size),
             })
             .collect())
     }
 
     fn seal(&self, box_name: &Name) -> Result<(), Error> {
         let mut state = self.lock();
-        let b = state.get(box_name)?;
+        let b = state.get_mut(box_name)?;
         if b.sealed {
             return Err(Error::BoxSealed(box_name.clone()));
+        }
+        // The sizes the kernel is about to freeze are the ones the manifest
+        // records (writes since the put may have changed them).
+        for held in b.entries.values_mut() {
+            if let Ok(stat) = rustix::fs::fstat(&held.fd) {
+                held.entry.size = Some(stat.st_size as u64);
+            }
         }
         let session = self.preserve_box(box_name, &b.entries)?;
         let b = state.boxes.get_mut(box_name).expect("checked above");
