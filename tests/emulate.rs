@@ -17,6 +17,10 @@ use std::sync::OnceLock;
 mod temp_dir;
 use temp_dir::TempDir;
 
+#[path = "support/kernel_source.rs"]
+mod kernel_source;
+use kernel_source::kernel_source_tree;
+
 fn tempdir(tag: &str) -> TempDir {
     TempDir::new(&format!("emulate-{tag}"))
 }
@@ -516,43 +520,6 @@ fn a_guest_memory_file_survives_a_liveupdate_kexec() {
     let out = host(&["open", "kv"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ERR not-found\n");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// The Debian kernel package version whose source the VM lane
-/// (`tests/vm/kernel.sh`) downloads, and the emulator follows.
-const KERNEL_SOURCE_VERSION: &str = "7.2.13-1";
-
-/// The kernel source tree to build Linux's own LUO selftests from:
-/// `$FDBOX_KERNEL_SOURCE_TREE`, else where the VM lane keeps it,
-/// `${FDBOX_VM_CACHE:-$HOME/.cache/fdbox/vm}/build-<version>/src`. `Err`:
-/// why there is none. A tree named by `FDBOX_KERNEL_SOURCE_TREE` must be
-/// there (the test fails otherwise); the default one may be missing.
-fn kernel_source_tree() -> Result<PathBuf, String> {
-    let selftests = |tree: &Path| tree.join("tools/testing/selftests/liveupdate/liveupdate.c");
-    if let Some(tree) = std::env::var_os("FDBOX_KERNEL_SOURCE_TREE") {
-        let tree = PathBuf::from(tree);
-        assert!(
-            selftests(&tree).exists(),
-            "FDBOX_KERNEL_SOURCE_TREE={} has no {}",
-            tree.display(),
-            selftests(&tree).display()
-        );
-        return Ok(tree);
-    }
-    let cache = std::env::var_os("FDBOX_VM_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/fdbox/vm")))
-        .ok_or("neither FDBOX_VM_CACHE nor HOME is set")?;
-    let tree = cache.join(format!("build-{KERNEL_SOURCE_VERSION}/src"));
-    if selftests(&tree).exists() {
-        Ok(tree)
-    } else {
-        Err(format!(
-            "no Linux source tree at {} (the VM lane, tests/vm/kernel.sh, downloads it there; \
-             or set FDBOX_KERNEL_SOURCE_TREE to one)",
-            tree.display()
-        ))
-    }
 }
 
 /// Linux's own LUO selftests (`tools/testing/selftests/liveupdate/`),

@@ -7,6 +7,9 @@
 //! compiled with the system `cc` into a temporary directory, run, and every
 //! size, offset and request number it prints must equal the Rust one.
 
+#[path = "support/kernel_source.rs"]
+mod kernel_source;
+
 use fdbox_host::device::kernel::liveupdate_uapi::*;
 use fdbox_host::device::kernel::uapi::*;
 use std::collections::BTreeMap;
@@ -449,6 +452,29 @@ fn liveupdate_uapi_matches_the_c_compiler() {
     assert_matches(
         "fdbox_host::device::kernel::liveupdate_uapi",
         c_values("liveupdate", LIVEUPDATE_C_SOURCE),
+        liveupdate_rust_values(),
+    );
+}
+
+/// The same keys, with the structs and requests of the kernel's own
+/// `include/uapi/linux/liveupdate.h` (Linux 7.2) instead of the spec's,
+/// when a source tree is there (see [`kernel_source::kernel_source_tree`]);
+/// skipped, saying why, when not.
+#[test]
+fn liveupdate_uapi_matches_the_kernels_header() {
+    let tree = match kernel_source::kernel_source_tree() {
+        Ok(tree) => tree,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let header = std::fs::read_to_string(tree.join("include/uapi/linux/liveupdate.h")).unwrap();
+    let main = &LIVEUPDATE_C_SOURCE[LIVEUPDATE_C_SOURCE.find("#define SHOW").unwrap()..];
+    let source = format!("#include <stddef.h>\n#include <stdio.h>\n{header}\n{main}");
+    assert_matches(
+        "fdbox_host::device::kernel::liveupdate_uapi (against Linux's header)",
+        c_values("liveupdate-kernel-header", &source),
         liveupdate_rust_values(),
     );
 }

@@ -102,8 +102,9 @@ version it follows: kernel/liveupdate/ and mm/memfd_luo.c of 7.2.13):
   - The device and session fds are one end of a Unix socketpair, not anon
     inodes: fstat() shows a socket, read() finds end-of-file, write() is
     accepted until a socket buffer fills (then blocks), shutdown() of both
-    directions counts as a close, and ioctls of another type than 0xBA are
-    the socket's (FIONREAD, say; the kernel's LUO answers EINVAL). A close
+    directions counts as a close, and ioctls of another type than 0xBA
+    that the VFS does not answer for every file are the socket's (FIONREAD,
+    say, where the kernel's LUO answers EINVAL). A close
     is seen when the program's last copy of the fd goes (as the kernel's
     release), including copies in other processes. The one-open rule and
     the sessions are per emulator (the program's process tree), not per
