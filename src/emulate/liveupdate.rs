@@ -253,8 +253,10 @@ enum Applies {
 
 impl Luo {
     /// Sessions saved at the last kexec moment, as incoming sessions; each
-    /// file a new memfd named "" (so `memfd:` in /proc), with its content,
-    /// size, offset and seals, as memfd_luo_retrieve makes it.
+    /// file a new memfd with its content, size, offset and seals, as
+    /// memfd_luo_retrieve makes it. Its label is empty, so its name is
+    /// `memfd:`; the kernel's has an empty name (memfd_alloc_file("")),
+    /// which memfd_create cannot make.
     pub fn restore(&mut self, saved: Vec<SavedSession>) -> io::Result<()> {
         for session in saved {
             let mut files = Vec::new();

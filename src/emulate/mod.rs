@@ -124,8 +124,9 @@ version it follows: kernel/liveupdate/ and mm/memfd_luo.c of 7.2.13):
     preserved, and file offsets; not FD_CLOEXEC), then SIGTERM goes on to
     the program. At any other exit, the sessions still open then are saved
     (normally none). Without --state-dir nothing travels. Saved sessions
-    come back as incoming ones at the next start (each file a memfd named
-    memfd: with its seals re-applied); incoming sessions not carried on
+    come back as incoming ones at the next start (each file a new memfd
+    with its seals re-applied, as the kernel's, but named memfd: where the
+    kernel's name is empty); incoming sessions not carried on
     in an open outgoing session do not travel again.
   - A session preserves at most 1024 files (ENOSPC beyond), an emulator
     limit. Each preserved file is an fd in the emulator, which raises its

@@ -361,7 +361,9 @@ static int kexec_after(void) {
     {
         char path[64], link[64] = {0};
         snprintf(path, sizeof path, "/proc/self/fd/%d", memfd);
-        check("its name is \"memfd:\"", readlink(path, link, sizeof link - 1) > 0 && !strcmp(link, "/memfd: (deleted)"));
+        /* A new file: the kernel names it "" (memfd_alloc_file), the
+         * emulator "memfd:" (memfd_create cannot make an empty name). */
+        check("its name is not its label", readlink(path, link, sizeof link - 1) > 0 && !strstr(link, "liveupdate-check"));
     }
     check("its size is not frozen", ftruncate(memfd, 6) == 0 && ftruncate(memfd, 5) == 0);
     check("PRESERVE_FD on an incoming session: EINVAL", fails(preserve(s, memfd, 1), EINVAL));

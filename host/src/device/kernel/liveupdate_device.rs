@@ -47,7 +47,7 @@
 //!   saying so.
 //! - Contents, size and file offset survive the kexec, and so do the memfd
 //!   seals an entry had when its box was sealed (Linux 7.2 re-applies
-//!   them); the memfd's name does not (the kernel names it `memfd:`).
+//!   them); the memfd's name does not (the kernel's new memfd has none).
 //! - **A sealed box's memory files have a fixed size.** The kernel freezes
 //!   a preserved memfd's size (memfd_luo_preserve): while the box is
 //!   sealed, anything that still shares one of its files (a stream the
