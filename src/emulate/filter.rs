@@ -7,7 +7,9 @@
 //! (the six FDBox requests; for LUO, every request of its type 0xBA,
 //! whatever its number, direction and size bits, as the kernel's LUO
 //! decodes them all); for LUO also every `ftruncate` and `fallocate`,
-//! which the kernel refuses on a preserved memfd. Everything else, the
+//! which the kernel refuses on a preserved memfd, and every `fcntl`
+//! F_ADD_SEALS, since F_SEAL_WRITE waits for pages LUO pins. Everything
+//! else, the
 //! other device's requests included, runs as usual. The supervisor lets
 //! the calls that are not on the device's paths or files continue.
 
@@ -74,21 +76,26 @@ const fn requests(device: EmulatedDevice) -> (u32, u32, u32) {
 /// `X32_SYSCALL_BIT` up before it compares).
 const NO_CALL: u32 = u32::MAX;
 
-/// The resizing calls trapped for `device` (ftruncate and fallocate for
-/// LUO, which freezes a preserved memfd's size; none for FDBox).
-const fn resizes(device: EmulatedDevice) -> (u32, u32) {
+/// The memfd calls trapped for `device`: ftruncate, fallocate and fcntl
+/// (F_ADD_SEALS only) for LUO, which freezes a preserved memfd's size and
+/// pins its pages; none for FDBox.
+const fn memfd_calls(device: EmulatedDevice) -> (u32, u32, u32) {
     match device {
-        EmulatedDevice::Fdbox => (NO_CALL, NO_CALL),
-        EmulatedDevice::Liveupdate => (libc::SYS_ftruncate as u32, libc::SYS_fallocate as u32),
+        EmulatedDevice::Fdbox => (NO_CALL, NO_CALL, NO_CALL),
+        EmulatedDevice::Liveupdate => (
+            libc::SYS_ftruncate as u32,
+            libc::SYS_fallocate as u32,
+            libc::SYS_fcntl as u32,
+        ),
     }
 }
 
 /// The filter for `device`, instruction by instruction; jumps are relative
 /// to the next instruction (classic BPF only jumps forward). Built before
 /// fork: the child only passes it to the kernel.
-pub const fn program(device: EmulatedDevice) -> [sock_filter; 19] {
+pub const fn program(device: EmulatedDevice) -> [sock_filter; 23] {
     let (mask, first, last) = requests(device);
-    let (ftruncate, fallocate) = resizes(device);
+    let (ftruncate, fallocate, fcntl) = memfd_calls(device);
     [
         // 0-2: only x86_64 system calls; kill the process otherwise, since the
         // numbers below mean other calls on other ABIs.
@@ -99,24 +106,30 @@ pub const fn program(device: EmulatedDevice) -> [sock_filter; 19] {
         stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_NR),
         jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
         stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
-        // 6-12: openat, open, openat2 and the device's resizing calls go to
-        // the supervisor (18), ioctl is looked at (13), everything else is
-        // allowed.
-        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat as u32, 11, 0),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_open as u32, 10, 0),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat2 as u32, 9, 0),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, ftruncate, 8, 0),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, fallocate, 7, 0),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_ioctl as u32, 1, 0),
+        // 6-13: openat, open, openat2 and the device's ftruncate and
+        // fallocate go to the supervisor (22), fcntl (14) and ioctl (17)
+        // are looked at, everything else is allowed.
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat as u32, 15, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_open as u32, 14, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat2 as u32, 13, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, ftruncate, 12, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, fallocate, 11, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, fcntl, 2, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_ioctl as u32, 4, 0),
         stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
-        // 13-17: an ioctl request that, masked, is in first..=last goes to
+        // 14-16: fcntl F_ADD_SEALS goes to the supervisor, any other
+        // command is allowed (the command is an unsigned int).
+        stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_ARG1_LOW),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::F_ADD_SEALS as u32, 6, 0),
+        stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+        // 17-21: an ioctl request that, masked, is in first..=last goes to
         // the supervisor, any other is allowed.
         stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_ARG1_LOW),
         stmt(BPF_ALU | BPF_AND | BPF_K, mask),
         jump(BPF_JMP | BPF_JGE | BPF_K, first, 0, 1),
         jump(BPF_JMP | BPF_JGT | BPF_K, last, 0, 1),
         stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
-        // 18
+        // 22
         stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF),
     ]
 }
@@ -240,6 +253,8 @@ mod tests {
         assert_eq!(run(libc::SYS_read as u32, x86, 0), allow);
         assert_eq!(run(libc::SYS_ftruncate as u32, x86, 0), allow);
         assert_eq!(run(libc::SYS_fallocate as u32, x86, 0), allow);
+        let fcntl = libc::SYS_fcntl as u32;
+        assert_eq!(run(fcntl, x86, libc::F_ADD_SEALS as u64), allow);
         let ioctl = libc::SYS_ioctl as u32;
         for request in 0x2E00..=0x2E05u64 {
             assert_eq!(run(ioctl, x86, request), notif);
@@ -273,6 +288,18 @@ mod tests {
         }
         assert_eq!(run(libc::SYS_read, 0xBA00), allow);
         assert_eq!(run(libc::SYS_truncate, 0), allow);
+        // fcntl only for F_ADD_SEALS.
+        let add_seals = libc::F_ADD_SEALS as u64;
+        assert_eq!(run(libc::SYS_fcntl, add_seals), notif);
+        for cmd in [
+            libc::F_GETFL,
+            libc::F_SETFD,
+            libc::F_GET_SEALS,
+            libc::F_DUPFD_CLOEXEC,
+        ] {
+            assert_eq!(run(libc::SYS_fcntl, cmd as u64), allow, "{cmd}");
+        }
+        assert_eq!(run(libc::SYS_ioctl, add_seals), allow);
         // Every request of type 0xBA: the kernel's table decodes them all.
         for request in [
             0xBA00,

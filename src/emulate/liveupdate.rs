@@ -28,8 +28,8 @@
 //! into the caller's struct through /proc/PID/mem after the fd is installed
 //! (SECCOMP_IOCTL_NOTIF_ADDFD without SEND). The frozen size is enforced
 //! where the program resizes through ftruncate and fallocate, which the
-//! filter traps ([`Luo::ftruncate`], [`Luo::fallocate`]); writes are not
-//! trapped. The kexec moment is the emulator's SIGTERM
+//! filter traps ([`Luo::ftruncate`], [`Luo::fallocate`]; writes are not
+//! trapped), and F_SEAL_WRITE is refused on it ([`Luo::add_seals`]). The kexec moment is the emulator's SIGTERM
 //! ([`Luo::kexec_moment`]): the outgoing sessions open then travel
 //! ([`super::state`]) and come back as incoming ones ([`Luo::restore`]).
 //!
@@ -493,6 +493,36 @@ impl Luo {
         }
         let (file, _) = self.frozen_fd(caller, fd)?;
         writable(file.as_fd()).then_some(libc::EPERM)
+    }
+
+    /// fcntl(`fd`, F_ADD_SEALS, `seals`) in the caller: EBUSY when `fd` is a
+    /// preserved memfd with pages (its size at PRESERVE_FD not 0) and the
+    /// seals add F_SEAL_WRITE (or F_SEAL_EXEC on an executable file, which
+    /// implies it): memfd_add_seals waits for pinned pages, which
+    /// memfd_luo_preserve pinned, and gives up. `None` lets the kernel run
+    /// it, where it gives the same answer (EPERM not writable or sealed,
+    /// EINVAL unknown seals; any other seal is added, as the kernel does).
+    pub fn add_seals(&self, caller: &dyn Caller, fd: i32, seals: u32) -> Option<i32> {
+        const F_SEAL_SEAL: u32 = 0x1;
+        const F_SEAL_SHRINK_GROW: u32 = 0x2 | 0x4;
+        const F_SEAL_WRITE: u32 = 0x8;
+        const F_SEAL_FUTURE_WRITE: u32 = 0x10;
+        const F_SEAL_EXEC: u32 = 0x20;
+        let (file, size) = self.frozen_fd(caller, fd)?;
+        let current = rustix::fs::fcntl_get_seals(&file).ok()?.bits();
+        if size == 0
+            || !writable(file.as_fd())
+            || seals & !MEMFD_LUO_ALL_SEALS != 0
+            || current & (F_SEAL_SEAL | F_SEAL_WRITE) != 0
+        {
+            return None;
+        }
+        let executable = rustix::fs::fstat(&file).ok()?.st_mode & 0o111 != 0;
+        let mut seals = seals;
+        if seals & F_SEAL_EXEC != 0 && executable {
+            seals |= F_SEAL_SHRINK_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
+        }
+        (seals & F_SEAL_WRITE != 0).then_some(libc::EBUSY)
     }
 
     /// An open of `/dev/liveupdate`: EBUSY while the program holds one;

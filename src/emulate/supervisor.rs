@@ -197,9 +197,9 @@ impl Supervisor {
             libc::SYS_ioctl => {
                 Self::ioctl(emulation, &call, args[0] as i32, args[1] as u32, args[2])
             }
-            libc::SYS_ftruncate | libc::SYS_fallocate => {
-                Ok(Some(Self::resize(emulation, &call, notification.nr, args)))
-            }
+            libc::SYS_ftruncate | libc::SYS_fallocate | libc::SYS_fcntl => Ok(Some(
+                Self::memfd_call(emulation, &call, notification.nr, args),
+            )),
             other => {
                 tracing::warn!("unexpected system call {other} trapped; letting it run");
                 Ok(Some(Reply::Continue))
@@ -349,21 +349,29 @@ impl Supervisor {
 }
 
 impl Supervisor {
-    /// ftruncate or fallocate (`nr`, with `args`): refused (EPERM) on a
-    /// memfd the emulated LUO preserves, whose size the kernel freezes;
-    /// anything else runs in the kernel.
-    fn resize(emulation: &Emulation, call: &Call<'_>, nr: i64, args: [u64; 6]) -> Reply {
+    /// ftruncate, fallocate or fcntl F_ADD_SEALS (`nr`, with `args`):
+    /// refused on a memfd the emulated LUO preserves where the kernel
+    /// refuses it (see [`Luo::ftruncate`], [`Luo::fallocate`],
+    /// [`Luo::add_seals`]); anything else runs in the kernel.
+    fn memfd_call(emulation: &Emulation, call: &Call<'_>, nr: i64, args: [u64; 6]) -> Reply {
         let Emulation::Liveupdate(luo) = emulation else {
             return Reply::Continue;
         };
         // The kernel's int and loff_t arguments, as the caller passed them.
         let fd = args[0] as i32;
-        let refused = if nr == libc::SYS_ftruncate {
-            luo.ftruncate(call, fd, args[1] as i64, || {
+        let refused = match nr {
+            libc::SYS_ftruncate => luo.ftruncate(call, fd, args[1] as i64, || {
                 call.target.file_size_limit().ok().flatten()
-            })
-        } else {
-            luo.fallocate(call, fd, args[1] as i32, args[2] as i64, args[3] as i64)
+            }),
+            libc::SYS_fallocate => {
+                luo.fallocate(call, fd, args[1] as i32, args[2] as i64, args[3] as i64)
+            }
+            // The filter traps fcntl for F_ADD_SEALS only; the command and
+            // the seals are unsigned ints.
+            _ if args[1] as u32 == libc::F_ADD_SEALS as u32 => {
+                luo.add_seals(call, fd, args[2] as u32)
+            }
+            _ => None,
         };
         match refused {
             // What was read is the caller's only if its call still waits.

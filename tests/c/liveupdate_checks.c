@@ -291,6 +291,23 @@ static int checks(void) {
         check("closing its session unfreezes it", ftruncate(m, 100) == 0 && fallocate(m, 0, 0, 200) == 0);
         close(m);
     }
+    {
+        /* LUO pins a preserved memfd's pages: F_SEAL_WRITE waits for pins
+         * (memfd_wait_for_pins) and gives up, EBUSY; other seals, and an
+         * empty memfd (no pages), are fine. */
+        int s = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "seals");
+        int m = memfd_create("liveupdate-check-seals", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        int empty = memfd_create("liveupdate-check-empty", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        check("preserve a sealable memfd with a page, and an empty one",
+              s >= 0 && m >= 0 && empty >= 0 && write(m, "x", 1) == 1 && preserve(s, m, 1) == 0 && preserve(s, empty, 2) == 0);
+        check("F_SEAL_WRITE on it: EBUSY (its pages are pinned)", fails(fcntl(m, F_ADD_SEALS, F_SEAL_WRITE), EBUSY));
+        check("F_SEAL_FUTURE_WRITE on it: allowed", fcntl(m, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) == 0);
+        check("F_SEAL_WRITE on the empty one: allowed", fcntl(empty, F_ADD_SEALS, F_SEAL_WRITE) == 0);
+        close(s);
+        check("F_SEAL_WRITE once its session is closed: allowed", fcntl(m, F_ADD_SEALS, F_SEAL_WRITE) == 0);
+        close(m);
+        close(empty);
+    }
 
     {
         /* The emulator's documented limit; the caller's fds may close. */
