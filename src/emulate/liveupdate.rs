@@ -179,15 +179,32 @@ fn read_sized(caller: &dyn Caller, arg: u64, size: u32, known: usize) -> Result<
     if size < known as u64 {
         return Err(libc::EINVAL);
     }
-    let mut at = arg + known as u64;
-    let end = arg + size;
-    while at < end {
-        let page_end = (at / PAGE_SIZE + 1) * PAGE_SIZE;
-        let len = (page_end.min(end) - at) as usize;
-        if read_struct(caller, at, len)?.iter().any(|b| *b != 0) {
-            return Err(libc::E2BIG);
+    // A MiB at a time, page by page where that cannot be read: the first
+    // non-zero byte (E2BIG) or unreadable page (EFAULT) decides, as in
+    // check_zeroed_user.
+    const CHUNK: u64 = 256 * PAGE_SIZE;
+    let zero = |at: u64, end: u64| -> Result<(), i32> {
+        let bytes = read_struct(caller, at, (end - at) as usize)?;
+        match bytes.iter().any(|b| *b != 0) {
+            true => Err(libc::E2BIG),
+            false => Ok(()),
         }
-        at += len as u64;
+    };
+    let mut at = arg.saturating_add(known as u64);
+    let end = arg.saturating_add(size);
+    while at < end {
+        let chunk_end = ((at / CHUNK + 1) * CHUNK).min(end);
+        match zero(at, chunk_end) {
+            Err(libc::EFAULT) => {
+                while at < chunk_end {
+                    let page_end = ((at / PAGE_SIZE + 1) * PAGE_SIZE).min(chunk_end);
+                    zero(at, page_end)?;
+                    at = page_end;
+                }
+            }
+            other => other?,
+        }
+        at = chunk_end;
     }
     read_struct(caller, arg, known)
 }

@@ -166,6 +166,25 @@ static int checks(void) {
         check("zero tail bytes: accepted", ioctl(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, &big) == 0 && big.s.fd >= 0);
         close(big.s.fd);
     }
+    {
+        /* Struct tails of any length are read (copy_struct_from_user):
+         * zero is accepted, a non-zero byte is E2BIG, an unreadable page
+         * EFAULT, whichever comes first. */
+        long pg = sysconf(_SC_PAGESIZE);
+        uint8_t *map = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        check("three pages, the third unmapped", map != MAP_FAILED && munmap(map + 2 * pg, pg) == 0);
+        struct liveupdate_session *big = (struct liveupdate_session *)map;
+        big->size = 2 * pg;
+        big->fd = -1;
+        strcpy((char *)big->name, "two-pages");
+        check("a struct two pages long, zero tail: accepted", ioctl(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, big) == 0 && big->fd >= 0);
+        close(big->fd);
+        big->size = 3 * pg;
+        check("a tail into an unmapped page: EFAULT", fails(ioctl(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, big), EFAULT));
+        map[pg + 100] = 1;
+        check("a non-zero byte before the unmapped page: E2BIG", fails(ioctl(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, big), E2BIG));
+        munmap(map, 2 * pg);
+    }
     check("retrieve unknown session: ENOENT", fails(session_op(dev, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, "nope"), ENOENT));
     check("a session request on the device: EINVAL", fails(finish(dev, 0), EINVAL));
     check("a device request on a session: EINVAL", fails(session_op(a, LIVEUPDATE_IOCTL_CREATE_SESSION, "b"), EINVAL));
