@@ -114,13 +114,15 @@ version it follows: kernel/liveupdate/ and mm/memfd_luo.c of 7.2.13):
     fallocate() (EPERM), which the emulator traps. Writes are not trapped:
     a write past the end of a preserved memfd (write, pwrite, writev,
     sendfile, splice, copy_file_range, io_uring; EPERM on the kernel) and
-    truncate() by path succeed under the emulator, and resizes by processes
-    outside it are not seen. What travels is the size at PRESERVE_FD, as
-    with the kernel: bytes past it are dropped at the kexec moment, with a
-    warning. Writes within the size are allowed and travel, as with the
-    kernel. fcntl(F_ADD_SEALS) of F_SEAL_WRITE on a preserved memfd that
-    has pages is EBUSY, as the kernel's, whose pages LUO pinned; here at
-    once, where the kernel first waits about 150 ms for the pins to go.
+    truncate() by path succeed under the emulator, and resizes by
+    processes outside it are not seen (trapping every write would cost
+    each one a round trip to this process, some 15 us). What travels is
+    the size at PRESERVE_FD, as with the kernel: bytes past it are dropped
+    at the kexec moment, with a warning. Writes within the size are
+    allowed and travel, as with the kernel. fcntl(F_ADD_SEALS) of
+    F_SEAL_WRITE on a preserved memfd that has pages is EBUSY, as the
+    kernel's, whose pages LUO pinned; here at once, where the kernel first
+    waits about 150 ms for the pins to go.
   - The kexec moment is the emulator's SIGTERM: the outgoing sessions open
     then are saved (memfd contents, the sizes and seals they had when
     preserved, and file offsets; not FD_CLOEXEC), then SIGTERM goes on to
