@@ -375,7 +375,12 @@ fn liveupdate_sessions_survive_a_sigterm_kexec() {
         .iter()
         .map(|f| (f["token"].as_u64().unwrap(), f["seals"].as_u64().unwrap()))
         .collect();
-    assert_eq!(seals, [(7, 0x1), (8, 0x2 | 0x4)], "{manifest}");
+    assert_eq!(seals, [(7, 0x1), (8, 0x2 | 0x4), (9, 0x1)], "{manifest}");
+    // The write past token 9's end was dropped, and said so.
+    assert!(
+        stderr.contains("not the 4 it had when preserved"),
+        "{stderr}"
+    );
 
     let after = emulate_liveupdate(Some(&dir), "kexec-after");
     assert_checks(
@@ -398,6 +403,7 @@ fn liveupdate_sessions_survive_a_sigterm_kexec() {
             "retrieve token 7 again: the same file",
             "retrieve token 8",
             "its seals at PRESERVE_FD survived, not those added after",
+            "token 9 has its size at PRESERVE_FD, and the write within it",
             "preserve a retrieved file before FINISH: EBUSY",
             "FINISH",
             "retrieve token 7 after FINISH: ENOENT",

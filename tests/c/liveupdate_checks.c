@@ -367,6 +367,18 @@ static int kexec_before(void) {
         check("preserve it at token 8", preserve(s, sealed, 8) == 0);
         check("then F_SEAL_FUTURE_WRITE", fcntl(sealed, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) == 0);
     }
+    {
+        /* What travels is the size at PRESERVE_FD: the kernel refuses the
+         * write past the end, the emulator lets it land and drops it at
+         * the kexec moment (documented). */
+        int grown = memfd_with("1234");
+        check("preserve \"1234\" at token 9", preserve(s, grown, 9) == 0);
+        if (emulated)
+            check("a write past its end: accepted (emulator)", pwrite(grown, "5678", 4, 4) == 4);
+        else
+            check("a write past its end: EPERM", fails(pwrite(grown, "5678", 4, 4), EPERM));
+        check("a write within it", pwrite(grown, "abcd", 4, 0) == 4);
+    }
     int gone = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "closed");
     check("session closed, preserved and closed", gone >= 0 && preserve(gone, memfd_with("x"), 1) == 0 && close(gone) == 0);
     check("ready", 1);
@@ -418,6 +430,9 @@ static int kexec_after(void) {
     check("retrieve token 8", sealed >= 0 && has_content(sealed, "sealed"));
     check("its seals at PRESERVE_FD survived, not those added after",
           fcntl(sealed, F_GET_SEALS) == (F_SEAL_SHRINK | F_SEAL_GROW));
+    int grown = retrieve(s, 9);
+    check("token 9 has its size at PRESERVE_FD, and the write within it", grown >= 0 && has_content(grown, "abcd"));
+    close(grown);
     int next = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, "next");
     check("create outgoing session next", next >= 0);
     check("preserve a retrieved file before FINISH: EBUSY", fails(preserve(next, memfd, 1), EBUSY));
