@@ -35,10 +35,16 @@ pub struct GuestArgs {
     #[arg(long = "max-entries", default_value_t = Quotas::DEFAULT_MAX_ENTRIES_PER_BOX, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
     max_entries_per_box: usize,
 
-    /// Most bytes the memory files in the guest's boxes may hold together
-    /// (checked when it puts one).
+    /// Most bytes the guest's memory files may hold together: checked when
+    /// it puts one (the bytes in its boxes) and when it creates one (the
+    /// bytes in its boxes and in the memory files it holds must leave room).
     #[arg(long, value_name = "BYTES", default_value_t = Quotas::DEFAULT_MAX_MEMORY_FILE_BYTES, allow_negative_numbers = true, value_parser = crate::numbers::count::<u64>)]
     max_memory_file_bytes: u64,
+
+    /// Most descriptors and sockets fdbox gave the guest (memory files,
+    /// gets from boxes, accepted connections) it may hold at once.
+    #[arg(long, value_name = "COUNT", default_value_t = Quotas::DEFAULT_MAX_DESCRIPTORS, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
+    max_descriptors: usize,
 
     /// Give the guest a host directory: `HOST::GUEST`, or `HOST` at the same
     /// path.
@@ -117,6 +123,7 @@ impl GuestArgs {
                 max_boxes: self.max_boxes,
                 max_entries_per_box: self.max_entries_per_box,
                 max_memory_file_bytes: self.max_memory_file_bytes,
+                max_descriptors: self.max_descriptors,
             })
     }
 

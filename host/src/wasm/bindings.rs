@@ -1,9 +1,12 @@
 //! The WIT interfaces implemented over an [`Fdbox`] view.
 
+use super::ctx::SocketRef;
+use super::held::check_host_room;
 use super::lifecycle::Request;
 use super::sockets::{TcpConnection, TcpListener};
 use crate::device::EntryInfo;
 use crate::{Error, ErrorCode, Fdbox, Handle, HandleKind, Name};
+use std::os::fd::AsFd;
 use wasmtime::component::{Resource, ResourceTableError};
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable};
@@ -247,7 +250,18 @@ impl Fdbox<'_> {
                 )),
             };
             match converted {
-                Ok(guest) => taken.push((entry, guest)),
+                Ok(guest) => {
+                    match &guest {
+                        GuestHandle::Listener(l) => {
+                            self.ctx.socket_for_guest(&SocketRef::Listener(l))
+                        }
+                        GuestHandle::Connection(c) => {
+                            self.ctx.socket_for_guest(&SocketRef::Connection(c))
+                        }
+                        GuestHandle::Descriptor(_) => {}
+                    }
+                    taken.push((entry, guest))
+                }
                 Err((error, failed)) => {
                     // The reactor refused a socket (out of memory, say):
                     // all or nothing, so everything goes back in the box.
@@ -312,20 +326,7 @@ impl Fdbox<'_> {
             .into_iter()
             .filter_map(|(entry, handle)| Some((Name::new(entry).ok()?, handle)))
             .collect();
-        if let Err(refused) = self.ctx.device().put_many(box_name, batch) {
-            tracing::error!(
-                "entries of box {box_name:?} could not be put back ({}); they are closed",
-                refused.error
-            );
-        }
-    }
-
-    fn push_handle(&mut self, handle: Handle) -> wasmtime::Result<Resource<Descriptor>> {
-        let descriptor = self
-            .ctx
-            .descriptor_for_guest(handle)
-            .map_err(|h| wasmtime::format_err!("a {} is no descriptor", h.kind()))?;
-        Ok(self.table.push(descriptor)?)
+        self.ctx.put_back(box_name, batch);
     }
 }
 
@@ -499,8 +500,8 @@ impl boxes::HostBoxFd for Fdbox<'_> {
 
 impl memory_files::Host for Fdbox<'_> {
     fn create(&mut self, name: String) -> GuestResult<Resource<Descriptor>> {
-        let handle = Handle::new_memory_file(&Name::new(name)?)?;
-        Ok(self.push_handle(handle)?)
+        let descriptor = self.ctx.new_memory_file(&name)?;
+        Ok(self.table.push(descriptor)?)
     }
 }
 
@@ -516,8 +517,16 @@ impl sockets::HostTcpListener for Fdbox<'_> {
         &mut self,
         this: Resource<TcpListener>,
     ) -> GuestResult<Option<Resource<TcpConnection>>> {
+        self.ctx.admit(1)?;
         match self.table.get(&this)?.accept()? {
-            Some(connection) => Ok(Some(self.table.push(connection)?)),
+            Some(connection) => {
+                // Near the host's fd limit the connection is closed again:
+                // its client sees a reset, the guest `quota-exceeded`.
+                check_host_room(connection.registration().as_fd())?;
+                self.ctx
+                    .socket_for_guest(&SocketRef::Connection(&connection));
+                Ok(Some(self.table.push(connection)?))
+            }
             None => Ok(None),
         }
     }
@@ -593,5 +602,125 @@ impl lifecycle::Host for Fdbox<'_> {
     fn ready(&mut self) -> wasmtime::Result<()> {
         self.ctx.lifecycle().mark_ready();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The quotas on what a guest holds, driven through the bindings as a
+    //! guest's calls reach them.
+
+    use super::*;
+    use crate::{FdboxCtx, Grant, MemoryDevice, Quotas};
+    use boxes::HostBox as _;
+    use std::sync::Arc;
+    use wasmtime::component::ResourceTable;
+
+    fn ctx(quotas: Quotas) -> FdboxCtx {
+        FdboxCtx::builder(Arc::new(MemoryDevice::new()))
+            .grant(Grant::prefix("q").unwrap())
+            .quotas(quotas)
+            .build()
+    }
+
+    fn memfd(fdbox: &mut Fdbox<'_>) -> GuestResult<Resource<Descriptor>> {
+        memory_files::Host::create(fdbox, "m".into())
+    }
+
+    fn refused<T>(result: GuestResult<T>) -> types::ErrorCode {
+        match result {
+            Ok(_) => panic!("not refused"),
+            Err(FdboxError::Code(code)) => code,
+            Err(FdboxError::Trap(trap)) => panic!("trapped: {trap}"),
+        }
+    }
+
+    fn ok<T>(result: GuestResult<T>) -> T {
+        match result {
+            Ok(value) => value,
+            Err(FdboxError::Code(code)) => panic!("refused: {code:?}"),
+            Err(FdboxError::Trap(trap)) => panic!("trapped: {trap}"),
+        }
+    }
+
+    fn set_len(table: &ResourceTable, d: &Resource<Descriptor>, len: u64) {
+        match table.get(d).unwrap() {
+            Descriptor::File(f) => f.file.set_len(len).unwrap(),
+            Descriptor::Dir(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn memory_files_past_the_descriptor_quota_are_refused() {
+        let ctx = ctx(Quotas {
+            max_descriptors: 8,
+            ..Quotas::default()
+        });
+        let mut table = ResourceTable::new();
+        let mut fdbox = Fdbox::new(&ctx, &mut table);
+        let mut files: Vec<_> = (0..8).map(|_| ok(memfd(&mut fdbox))).collect();
+        for _ in 0..100 {
+            assert_eq!(refused(memfd(&mut fdbox)), types::ErrorCode::QuotaExceeded);
+        }
+        assert_eq!(ctx.held_descriptors(), 8, "a refused create makes no fd");
+        // Dropping one makes room for one.
+        fdbox.table.delete(files.pop().unwrap()).unwrap();
+        files.push(ok(memfd(&mut fdbox)));
+        assert_eq!(refused(memfd(&mut fdbox)), types::ErrorCode::QuotaExceeded);
+        // A memory file put in a box is the box's, no longer the guest's.
+        let b = ok(boxes::HostBox::create(&mut fdbox, "q".into()));
+        let f = files.pop().unwrap();
+        let b2 = Resource::new_borrow(b.rep());
+        assert!(fdbox.put(b2, "e".into(), f).unwrap().is_ok());
+        assert_eq!(ctx.held_descriptors(), 7);
+        // A get past the quota is refused and leaves the box as it was.
+        files.push(ok(memfd(&mut fdbox)));
+        let b2 = Resource::new_borrow(b.rep());
+        assert_eq!(
+            refused(fdbox.get(b2, "e".into())),
+            types::ErrorCode::QuotaExceeded
+        );
+        assert_eq!(ctx.entries(&Name::new("q").unwrap()).unwrap().len(), 1);
+        drop(files);
+    }
+
+    #[test]
+    fn memory_files_past_the_byte_quota_are_refused_at_create() {
+        let ctx = ctx(Quotas {
+            max_memory_file_bytes: 1000,
+            ..Quotas::default()
+        });
+        let mut table = ResourceTable::new();
+        let mut fdbox = Fdbox::new(&ctx, &mut table);
+        let first = ok(memfd(&mut fdbox));
+        set_len(fdbox.table, &first, 999);
+        let second = ok(memfd(&mut fdbox));
+        set_len(fdbox.table, &second, 1);
+        // The guest's memory files hold its 1000 bytes: no more files.
+        assert_eq!(refused(memfd(&mut fdbox)), types::ErrorCode::QuotaExceeded);
+        assert_eq!(ctx.held_descriptors(), 2, "a refused create makes no fd");
+        // Boxed bytes count as much as held ones.
+        let b = ok(boxes::HostBox::create(&mut fdbox, "q".into()));
+        let put = fdbox
+            .put(Resource::new_borrow(b.rep()), "big".into(), first)
+            .unwrap();
+        assert!(put.is_ok());
+        assert_eq!(refused(memfd(&mut fdbox)), types::ErrorCode::QuotaExceeded);
+        // Shrinking a file makes room again.
+        set_len(fdbox.table, &second, 0);
+        let third = ok(memfd(&mut fdbox));
+        // ... and growing it past the quota is caught when it is boxed.
+        set_len(fdbox.table, &third, 2);
+        match fdbox
+            .put(Resource::new_borrow(b.rep()), "more".into(), third)
+            .unwrap()
+        {
+            Err(refused) => {
+                assert_eq!(refused.code, types::ErrorCode::QuotaExceeded);
+                // Handed back, still the guest's.
+                assert!(fdbox.table.get(&refused.handle).is_ok());
+            }
+            Ok(_) => panic!("a put past the byte quota was accepted"),
+        }
     }
 }

@@ -3,9 +3,11 @@
 
 use super::descriptor_kinds::DescriptorKinds;
 use super::grant::{Grant, Grants, Operation, Quotas};
-use super::sockets::TcpListener;
+use super::held::{Held, check_host_room};
+use super::sockets::{TcpConnection, TcpListener};
 use crate::device::{Device, EntryInfo, Refused};
 use crate::{Error, Handle, HandleKind, Lifecycle, ListenerGrants, Name};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use wasmtime_wasi::filesystem::Descriptor;
 
@@ -27,6 +29,15 @@ pub struct FdboxCtx {
     /// counted plus what it put since (never less: gets are not
     /// subtracted), or `None` before the first count. Shared by the clones.
     memory_file_bytes: Arc<std::sync::Mutex<Option<u64>>>,
+    /// What fdbox handed the guest that it still holds. Shared by the
+    /// clones.
+    held: Arc<Held>,
+}
+
+/// A socket about to be handed to a guest.
+pub(crate) enum SocketRef<'a> {
+    Listener(&'a TcpListener),
+    Connection(&'a TcpConnection),
 }
 
 /// Builds an [`FdboxCtx`]: no grants, default quotas.
@@ -89,6 +100,7 @@ impl FdboxCtx {
                 listeners: ListenerGrants::new(),
                 lifecycle: Lifecycle::new(),
                 memory_file_bytes: Arc::default(),
+                held: Arc::default(),
             },
         }
     }
@@ -118,14 +130,64 @@ impl FdboxCtx {
         self.listeners.take(name)
     }
 
-    /// Build the guest's descriptor around `handle`, remembering its kind; a
-    /// socket, which is no descriptor, comes back.
+    /// Build the guest's descriptor around `handle`, remembering its kind
+    /// and counting it among what the guest holds; a socket, which is no
+    /// descriptor, comes back.
     pub(crate) fn descriptor_for_guest(&self, handle: Handle) -> Result<Descriptor, Handle> {
         let kind = handle.kind();
         let descriptor =
             super::descriptor::from_handle(handle, self.allow_blocking_current_thread)?;
         self.kinds.remember(&descriptor, kind);
+        match &descriptor {
+            Descriptor::File(f) => self.held.record(&f.file, kind),
+            Descriptor::Dir(d) => self.held.record(&d.dir, kind),
+        }
         Ok(descriptor)
+    }
+
+    /// Count a socket handed to the guest among what it holds.
+    pub(crate) fn socket_for_guest(&self, socket: &SocketRef<'_>) {
+        match socket {
+            SocketRef::Listener(l) => self.held.record(l.registration(), HandleKind::TcpListener),
+            SocketRef::Connection(c) => self
+                .held
+                .record(c.registration(), HandleKind::TcpConnection),
+        }
+    }
+
+    /// How many descriptors and sockets fdbox gave the guest that it still
+    /// holds (granted listeners, the host's, are not among them).
+    pub fn held_descriptors(&self) -> usize {
+        self.held.live()
+    }
+
+    /// Refuse unless the guest may hold `adding` more descriptors
+    /// ([`Quotas::max_descriptors`]).
+    pub(crate) fn admit(&self, adding: usize) -> Result<(), Error> {
+        self.held.admit(adding, &self.quotas)
+    }
+
+    /// A new, empty memory file for the guest (`memory-files.create`),
+    /// within its descriptor quota, its memory-file byte quota (the bytes
+    /// in its boxes and in the memory files it holds must not already reach
+    /// the limit) and the fds the host keeps for itself.
+    pub(crate) fn new_memory_file(&self, name: &str) -> Result<Descriptor, Error> {
+        let name = Name::new(name)?;
+        self.admit(1)?;
+        let holding = self.held.memory_file_bytes();
+        let limit = self.quotas.max_memory_file_bytes;
+        let held = self.boxed_memory_file_bytes(holding)?;
+        if held.saturating_add(holding) >= limit {
+            return Err(Error::QuotaExceeded(format!(
+                "this guest's memory files hold {} bytes ({holding} in files it holds, {held} in its boxes), its limit (Quotas::max_memory_file_bytes), so it may create no more: drop or shrink some first",
+                held.saturating_add(holding)
+            )));
+        }
+        let handle = Handle::new_memory_file(&name)?;
+        check_host_room(handle.fd())?;
+        Ok(self
+            .descriptor_for_guest(handle)
+            .unwrap_or_else(|_| unreachable!("a memory file is a descriptor")))
     }
 
     /// Take a guest's descriptor apart into a handle; on failure it comes back.
@@ -270,6 +332,22 @@ impl FdboxCtx {
         Ok(())
     }
 
+    /// At least the bytes of memory files in the guest's boxes, counted
+    /// afresh if the running figure plus `also` reaches the limit (so a
+    /// refusal is made on a fresh count, as at put).
+    fn boxed_memory_file_bytes(&self, also: u64) -> Result<u64, Error> {
+        let mut counted = self
+            .memory_file_bytes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let held = match *counted {
+            Some(held) if held.saturating_add(also) < self.quotas.max_memory_file_bytes => held,
+            _ => self.count_memory_file_bytes()?,
+        };
+        *counted = Some(held);
+        Ok(held)
+    }
+
     /// The bytes of the memory files in the boxes this guest sees.
     fn count_memory_file_bytes(&self) -> Result<u64, Error> {
         let mut held = 0u64;
@@ -293,14 +371,34 @@ impl FdboxCtx {
     }
 
     /// Take the handles named `entries` out of a granted box, all or
-    /// nothing: one request to the device.
+    /// nothing: one request to the device. Refused, and the box left as it
+    /// was, if the guest would then hold more descriptors than
+    /// [`Quotas::max_descriptors`] or the host process would come within
+    /// [`HOST_RESERVED_FDS`](super::held::HOST_RESERVED_FDS) of its fd limit.
     pub fn get_many(&self, box_name: &Name, entries: &[&str]) -> Result<Vec<Handle>, Error> {
         let names = entries
             .iter()
             .map(|e| Name::new(*e))
             .collect::<Result<Vec<_>, _>>()?;
         self.grants.check(box_name, Operation::Get)?;
-        self.device.get_many(box_name, &names)
+        self.admit(names.len())?;
+        let handles = self.device.get_many(box_name, &names)?;
+        let highest = handles.iter().max_by_key(|h| h.fd().as_raw_fd());
+        if let Some(Err(error)) = highest.map(|h| check_host_room(h.fd())) {
+            self.put_back(box_name, names.into_iter().zip(handles).collect());
+            return Err(error);
+        }
+        Ok(handles)
+    }
+
+    /// Put handles just taken out of `box_name` back under their names.
+    pub(crate) fn put_back(&self, box_name: &Name, entries: Vec<(Name, Handle)>) {
+        if let Err(refused) = self.device.put_many(box_name, entries) {
+            tracing::error!(
+                "entries of box {box_name:?} could not be put back ({}); they are closed",
+                refused.error
+            );
+        }
     }
 
     /// The entries of a granted box.

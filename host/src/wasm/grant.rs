@@ -185,10 +185,14 @@ pub struct Quotas {
     pub max_boxes: usize,
     /// How many entries one of its boxes may hold.
     pub max_entries_per_box: usize,
-    /// How many bytes the memory files in its boxes may hold together,
-    /// checked when it puts a memory file (shared memory a box pins after
-    /// the guest is gone).
+    /// How many bytes its memory files may hold together: checked when it
+    /// puts a memory file (the bytes in its boxes, which a box pins after
+    /// the guest is gone) and when it creates one (the bytes in its boxes
+    /// and in the memory files it holds must leave room).
     pub max_memory_file_bytes: u64,
+    /// How many descriptors and sockets fdbox gave it (memory files, gets
+    /// from boxes, accepted connections) it may hold at once.
+    pub max_descriptors: usize,
 }
 
 impl Quotas {
@@ -198,6 +202,8 @@ impl Quotas {
     pub const DEFAULT_MAX_ENTRIES_PER_BOX: usize = 1024;
     /// Default bytes of memory files: 256 MiB.
     pub const DEFAULT_MAX_MEMORY_FILE_BYTES: u64 = 256 << 20;
+    /// Default descriptors held at once.
+    pub const DEFAULT_MAX_DESCRIPTORS: usize = 4096;
 }
 
 impl Default for Quotas {
@@ -206,6 +212,7 @@ impl Default for Quotas {
             max_boxes: Self::DEFAULT_MAX_BOXES,
             max_entries_per_box: Self::DEFAULT_MAX_ENTRIES_PER_BOX,
             max_memory_file_bytes: Self::DEFAULT_MAX_MEMORY_FILE_BYTES,
+            max_descriptors: Self::DEFAULT_MAX_DESCRIPTORS,
         }
     }
 }

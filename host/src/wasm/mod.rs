@@ -17,6 +17,7 @@ mod descriptor_kinds;
 #[allow(missing_docs, dead_code, unused_variables, clippy::all)]
 mod generated;
 pub mod grant;
+mod held;
 pub mod lifecycle;
 mod listeners;
 pub mod sockets;
@@ -25,6 +26,7 @@ mod wasi_fdbox;
 pub use bindings::{BoxFdRef, BoxRef};
 pub use ctx::{FdboxCtx, FdboxCtxBuilder};
 pub use grant::{Grant, Grants, Permissions, Quotas};
+pub use held::HOST_RESERVED_FDS;
 pub use lifecycle::Lifecycle;
 pub use listeners::ListenerGrants;
 pub use wasi_fdbox::WasiFdbox;

@@ -123,6 +123,12 @@ impl TcpListener {
         boxed_copy(&self.0, HandleKind::TcpListener)
     }
 
+    /// The shared registration, alive as long as the guest holds the
+    /// listener (or a pollable on it).
+    pub(crate) fn registration(&self) -> &Arc<AsyncFd<StdListener>> {
+        &self.0
+    }
+
     /// A listener of a handle of that kind, or the handle back.
     pub fn from_handle(handle: Handle) -> Result<Self, (Error, Handle)> {
         from_handle(handle, HandleKind::TcpListener, StdListener::from).map(Self)
@@ -167,6 +173,12 @@ impl TcpConnection {
     /// A duplicate of the connection, as a handle for a box.
     pub fn boxed_copy(&self) -> Result<Handle, Error> {
         boxed_copy(&self.0, HandleKind::TcpConnection)
+    }
+
+    /// The shared registration, alive as long as the guest holds the
+    /// connection or a stream on it.
+    pub(crate) fn registration(&self) -> &Arc<AsyncFd<TcpStream>> {
+        &self.0
     }
 
     /// A connection of a handle of that kind, or the handle back.
