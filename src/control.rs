@@ -2,11 +2,14 @@
 //! (`fdbox upgrade`, `fdbox stop`).
 //!
 //! A client connects, sends one request line (`upgrade PATH` or `stop`),
-//! and reads one reply line: `ok MESSAGE` or `error MESSAGE`.
+//! and reads one reply line: `ok MESSAGE` or `error MESSAGE`; the bytes are
+//! [`fdbox_host::control`]'s.
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use std::io::{BufRead, BufReader, Write};
+pub use fdbox_host::control::Request;
+use fdbox_host::control::{MAX_LINE, Reply};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,40 +33,14 @@ impl ControlArgs {
     }
 }
 
-/// A request to a running service.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Request {
-    /// Upgrade to the component at this (absolute) path.
-    Upgrade(PathBuf),
-    /// Hand over and exit.
-    Stop,
-}
-
-impl Request {
-    /// The request in a line, or why not.
-    pub fn parse(line: &str) -> Result<Self, String> {
-        match line.trim_end_matches('\n').split_once(' ') {
-            Some(("upgrade", path)) if !path.is_empty() => Ok(Request::Upgrade(path.into())),
-            None if line.trim_end() == "stop" => Ok(Request::Stop),
-            _ => Err(format!("unknown request {:?}", line.trim_end())),
-        }
-    }
-
-    fn line(&self) -> String {
-        match self {
-            Request::Upgrade(path) => format!("upgrade {}\n", path.display()),
-            Request::Stop => "stop\n".to_owned(),
-        }
-    }
-}
-
 /// The reply line to a request.
-pub fn reply(result: &Result<String>) -> String {
+pub fn reply(result: &Result<String>) -> Vec<u8> {
     match result {
-        Ok(message) => format!("ok {message}\n"),
+        Ok(message) => Reply::Ok(message.clone()),
         // The whole chain on one line: what failed and why.
-        Err(e) => format!("error {}\n", format!("{e:#}").replace('\n', " ")),
+        Err(e) => Reply::Error(format!("{e:#}")),
     }
+    .encode()
 }
 
 /// Send `request` to the service at `socket` and print its reply.
@@ -79,26 +56,29 @@ fn send(socket: &Path, request: Request) -> Result<ExitCode> {
         )
     })?;
     private::check_peer(&stream, &format!("the service at {}", socket.display()))?;
-    stream
-        .write_all(request.line().as_bytes())
-        .context("cannot send the request")?;
-    let mut line = String::new();
+    let line = request
+        .encode()
+        .map_err(|e| anyhow::anyhow!("cannot send this request: {e}"))?;
+    stream.write_all(&line).context("cannot send the request")?;
+    let mut line = Vec::new();
     BufReader::new(stream)
-        .read_line(&mut line)
+        .take(MAX_LINE as u64)
+        .read_until(b'\n', &mut line)
         .context("cannot read the service's reply")?;
-    match line.trim_end().split_once(' ') {
-        Some(("ok", message)) => {
+    if line.is_empty() {
+        bail!("the service closed the control connection without a reply");
+    }
+    match Reply::parse(&line).context("the service's reply")? {
+        Reply::Ok(message) => {
             println!("{message}");
             Ok(ExitCode::SUCCESS)
         }
         // Refused by the service: the same exit code as a refusal here
         // (`crate::refused`), and the same one-line form.
-        Some(("error", message)) => {
+        Reply::Error(message) => {
             eprintln!("fdbox: error: {message}");
             Ok(crate::refused())
         }
-        _ if line.is_empty() => bail!("the service closed the control connection without a reply"),
-        _ => bail!("unexpected reply from the service: {:?}", line.trim_end()),
     }
 }
 
@@ -133,18 +113,4 @@ pub struct StopArgs {
 /// `fdbox stop`: ask the running service to hand over and exit.
 pub fn stop(args: StopArgs) -> Result<ExitCode> {
     send(&args.control.path(), Request::Stop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_round_trip_and_bad_ones_are_named() {
-        for request in [Request::Upgrade("/a b/c.wasm".into()), Request::Stop] {
-            assert_eq!(Request::parse(&request.line()).unwrap(), request);
-        }
-        assert!(Request::parse("reboot\n").unwrap_err().contains("reboot"));
-        assert!(Request::parse("upgrade \n").is_err());
-    }
 }

@@ -28,6 +28,7 @@ use crate::control::{self, ControlArgs, Request};
 use crate::guest::{self, GuestArgs, Outcome};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
+use fdbox_host::control::MAX_LINE;
 use fdbox_host::wasm::lifecycle::{self, Lifecycle, Progress};
 use fdbox_host::{Device, FdboxCtx, HandleKind, ListenerGrants, WasiFdbox};
 use std::net::SocketAddr;
@@ -35,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
@@ -465,15 +466,14 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
             break ExitCode::SUCCESS;
         };
         let (reader, mut writer) = stream.into_split();
-        let mut line = String::new();
-        let read = tokio::time::timeout(
-            Duration::from_secs(5),
-            BufReader::new(reader).read_line(&mut line),
-        )
-        .await;
-        let request = match read {
-            Ok(Ok(_)) => Request::parse(&line),
-            _ => Err("no request line".to_owned()),
+        let mut line = Vec::new();
+        let mut reader = BufReader::new(reader.take(MAX_LINE as u64));
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), reader.read_until(b'\n', &mut line));
+        let request = match read.await {
+            Ok(Ok(_)) => Request::parse(&line).map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(format!("cannot read the request: {e}")),
+            Err(_) => Err("no request line within 5 s".to_owned()),
         };
         let reply = match request {
             Ok(Request::Upgrade(path)) => {
@@ -488,14 +488,12 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
             Ok(Request::Stop) => {
                 let note = service.retire(running, lifecycle::Request::Stop).await;
                 let message = note.unwrap_or_else(|| "handed over; stopped".to_owned());
-                let _ = writer
-                    .write_all(control::reply(&Ok(message)).as_bytes())
-                    .await;
+                let _ = writer.write_all(&control::reply(&Ok(message))).await;
                 break ExitCode::SUCCESS;
             }
             Err(why) => control::reply(&Err(anyhow!(why))),
         };
-        let _ = writer.write_all(reply.as_bytes()).await;
+        let _ = writer.write_all(&reply).await;
     };
     let _ = std::fs::remove_file(&control_path);
     Ok(code)

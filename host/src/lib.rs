@@ -86,7 +86,9 @@
 // The layers, bottom up: what holds boxes (`device`: the trait, the in-process,
 // daemon-client and kernel devices; no Wasmtime), the holder daemon that
 // serves a device to other processes (`daemon`), and the guest-facing
-// Wasmtime layer (`wasm`). docs/architecture.md is the map.
+// Wasmtime layer (`wasm`); beside them, `fdbox serve`'s control protocol
+// (`control`: bytes only). docs/architecture.md is the map.
+pub mod control;
 pub mod daemon;
 pub mod device;
 pub mod wasm;
