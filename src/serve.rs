@@ -139,6 +139,46 @@ struct Service {
     linker: Linker<WasiFdbox>,
     device: Arc<dyn Device>,
     listeners: ListenerGrants,
+    reserve: std::sync::Mutex<Reserve>,
+}
+
+/// Fds kept open (on /dev/null) for the control channel: when the process
+/// is out of fds (a guest holding every one it could open, say), they are
+/// closed so that the control socket can accept, and while a request is
+/// handled, so that it has fds to work with (an upgrade reads and compiles
+/// a component); they are opened again once it is answered and before an
+/// instance starts (when the old one's fds are free).
+///
+/// fdbox's own hand-outs to guests stop [`fdbox_host::wasm::HOST_RESERVED_FDS`]
+/// short of the limit; this covers what fdbox does not see (descriptors and
+/// sockets a guest opens through WASI itself).
+#[derive(Default)]
+struct Reserve {
+    fds: Vec<std::os::fd::OwnedFd>,
+}
+
+impl Reserve {
+    /// Enough for the connection, the component an upgrade loads and its
+    /// compilation cache.
+    const FDS: usize = 16;
+
+    /// Open what is missing, as far as the process may.
+    fn fill(&mut self) {
+        use rustix::fs::{Mode, OFlags, open};
+        while self.fds.len() < Self::FDS {
+            match open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+                Ok(fd) => self.fds.push(fd),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Close them all; whether there were any.
+    fn release(&mut self) -> bool {
+        let had = !self.fds.is_empty();
+        self.fds.clear();
+        had
+    }
 }
 
 impl Service {
@@ -164,6 +204,11 @@ impl Service {
 
     /// Start an instance of `version`.
     fn start(&self, version: Version) -> Result<Running> {
+        // Before the instance can take them.
+        self.reserve
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .fill();
         let lifecycle = Lifecycle::new();
         let wasi = self.args.guest.wasi(&version.path, &self.args.args)?;
         let mut store = Store::new(
@@ -412,6 +457,7 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
         device,
         listeners,
         args,
+        reserve: Default::default(),
     };
     let first = service.load(&service.args.component)?;
     let mut running = service
@@ -434,7 +480,12 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
                 // Only this user (or root) may upgrade or stop the service:
                 // checked before the request is read.
                 Ok((stream, _)) => match fdbox_host::device::daemon::private::check_peer(&stream, "a control client") {
-                    Ok(()) => Some(stream),
+                    Ok(()) => {
+                        // The request gets the reserved fds (to load an
+                        // upgrade with, say); refilled once it is answered.
+                        service.reserve.lock().unwrap_or_else(|p| p.into_inner()).release();
+                        Some(stream)
+                    }
                     Err(e) => {
                         tracing::warn!("{e}");
                         continue;
@@ -442,8 +493,14 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
                 },
                 Err(e) => {
                     // Out of fds (a guest holding thousands of them, say):
-                    // back off instead of spinning, and say so once a
-                    // minute, not once per attempt.
+                    // free the reserve and accept again at once.
+                    let exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                    if exhausted && service.reserve.lock().unwrap_or_else(|p| p.into_inner()).release() {
+                        tracing::debug!("control socket: {e}; accepting on the reserved fds");
+                        continue;
+                    }
+                    // Otherwise back off instead of spinning, and say so
+                    // once a minute, not once per attempt.
                     if last_accept_warning.is_none_or(|at: std::time::Instant| at.elapsed() > Duration::from_secs(60)) {
                         tracing::warn!("control socket: {e}; retrying every 100 ms (warned once a minute)");
                         last_accept_warning = Some(std::time::Instant::now());
@@ -494,6 +551,13 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
             Err(why) => control::reply(&Err(anyhow!(why))),
         };
         let _ = writer.write_all(&reply).await;
+        drop(writer);
+        // Where the instance has not taken them meanwhile.
+        service
+            .reserve
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .fill();
     };
     let _ = std::fs::remove_file(&control_path);
     Ok(code)

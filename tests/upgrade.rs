@@ -369,3 +369,145 @@ fn only_this_user_may_upgrade_or_stop_a_service() {
     open(&dir, 0o700);
     stop(&mut service);
 }
+
+/// Waits until `log` has `count` lines containing `needle`; those lines.
+fn log_lines(service: &Service, log: &std::path::Path, needle: &str, count: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= count {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {count} lines with {needle:?} in {}:\n{}",
+            log.display(),
+            service.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The number in `line` after `word ` ("hoarding 499 memory files").
+fn count_after(line: &str, word: &str) -> usize {
+    line.split(&format!("{word} "))
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count after {word:?} in {line:?}"))
+}
+
+/// `fdbox upgrade` and `fdbox stop` on a service whose guest holds as many
+/// fds as it could get: each answers within a few seconds, and the log
+/// stays a few lines long (issue 12 saw no reply in 30 s and 8.8 million
+/// lines of `control socket: Too many open files`).
+fn upgrade_and_stop_answer(mut service: Service, hoarding: &str) {
+    let log = service.dir.join("serve-0.log");
+    let began = std::time::Instant::now();
+    let upgraded = service
+        .upgrade(KV_V2)
+        .unwrap_or_else(|e| panic!("the upgrade failed: {e}\n{}", service.logs()));
+    let upgrade_took = began.elapsed();
+    eprintln!("fdbox upgrade: {}", upgraded.message);
+    assert!(
+        upgraded.message.starts_with("upgraded to"),
+        "{}",
+        upgraded.message
+    );
+    // The new version hoards too, once a connection came.
+    assert_eq!(client(&service).must_ask("VERSION"), "VERSION 2");
+    log_lines(&service, &log, hoarding, 2);
+    let began = std::time::Instant::now();
+    stop(&mut service);
+    let stop_took = began.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap();
+    eprintln!(
+        "with the guest hoarding: fdbox upgrade answered in {upgrade_took:?}, fdbox stop in {stop_took:?}; serve log {} lines, {} bytes",
+        text.lines().count(),
+        text.len()
+    );
+    assert!(
+        upgrade_took < Duration::from_secs(20),
+        "upgrade took {upgrade_took:?}"
+    );
+    assert!(
+        stop_took < Duration::from_secs(10),
+        "stop took {stop_took:?}"
+    );
+    assert!(
+        text.lines().count() < 40,
+        "the serve log grew to {} lines:\n{text}",
+        text.lines().count()
+    );
+}
+
+/// Issue 12, item 6: a guest that creates memory files in a loop gets
+/// `quota-exceeded` at its descriptor quota (`--max-descriptors`), and the
+/// service still answers.
+#[test]
+fn a_guest_creating_memory_files_in_a_loop_hits_its_descriptor_quota() {
+    let service = Service::start_with(
+        "hoard-quota",
+        KV_V1,
+        &["--env", "KV_HOARD=memory-files", "--max-descriptors", "500"],
+    );
+    let log = service.dir.join("serve-0.log");
+    let hoarded = log_lines(&service, &log, "memory files; the next create failed", 1);
+    eprintln!("{}", hoarded[0]);
+    assert!(
+        hoarded[0].ends_with("failed: quota-exceeded"),
+        "{}",
+        hoarded[0]
+    );
+    // 500, less the connection it accepted (and whatever else it holds).
+    let n = count_after(&hoarded[0], "hoarding");
+    assert!((490..500).contains(&n), "{}", hoarded[0]);
+    upgrade_and_stop_answer(
+        service,
+        "memory files; the next create failed: quota-exceeded",
+    );
+}
+
+/// Issue 12, item 6: a guest that takes every fd of the host process (memory
+/// files until fdbox keeps the host's reserve, then its `--dir` opened again
+/// and again through `wasi:filesystem`, which fdbox does not see, until the
+/// kernel's RLIMIT_NOFILE) cannot keep `fdbox serve` from answering on its
+/// control socket.
+#[test]
+fn serve_answers_while_its_guest_holds_every_fd() {
+    let dir = load::serve::TempDir::new("hoard-fds-dir");
+    let service = Service::start_limited(
+        "hoard-fds",
+        KV_V1,
+        &[
+            "--env",
+            "KV_HOARD=memory-files,files",
+            "--max-descriptors",
+            "1000000",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        Some(512),
+    );
+    let log = service.dir.join("serve-0.log");
+    let files = log_lines(&service, &log, "memory files; the next create failed", 1);
+    let opened = log_lines(&service, &log, "files; the next open failed", 1);
+    eprintln!("{}\n{}", files[0], opened[0]);
+    // fdbox stopped at the host's reserve, with the reason in the log.
+    assert!(files[0].ends_with("failed: quota-exceeded"), "{}", files[0]);
+    let n = count_after(&files[0], "hoarding");
+    assert!(
+        n < 512 - fdbox_host::wasm::HOST_RESERVED_FDS as usize && n > 300,
+        "{}",
+        files[0]
+    );
+    // The directory took what was left, up to the kernel's limit.
+    assert!(count_after(&opened[0], "hoarding") > 0, "{}", opened[0]);
+    assert!(opened[0].contains("failed: "), "{}", opened[0]);
+    upgrade_and_stop_answer(service, "files; the next open failed");
+}

@@ -191,6 +191,9 @@ pub struct Service {
     serve: Option<Proc>,
     /// More `fdbox serve` arguments, for every start.
     extra: Vec<OsString>,
+    /// RLIMIT_NOFILE (soft and hard) of every `fdbox serve`, if not the
+    /// test's own.
+    nofile: Option<u64>,
     daemon: Proc,
     /// Every serve log so far, for failure messages.
     logs: Vec<PathBuf>,
@@ -210,6 +213,17 @@ impl Service {
     /// [`Service::start`], with more `fdbox serve` arguments (for every
     /// later start too).
     pub fn start_with(tag: &str, component: &str, extra: &[&str]) -> Service {
+        Self::start_limited(tag, component, extra, None)
+    }
+
+    /// [`Service::start_with`], every `fdbox serve` with at most `nofile`
+    /// fds (`prlimit --nofile`, soft and hard) if given.
+    pub fn start_limited(
+        tag: &str,
+        component: &str,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> Service {
         let dir = TempDir::new(tag);
         let daemon_socket = dir.join("daemon.sock");
         let mut cmd = Command::new(FDBOX);
@@ -227,6 +241,7 @@ impl Service {
         let mut service = Service {
             serve: None,
             extra: extra.iter().map(|a| a.into()).collect(),
+            nofile,
             daemon,
             logs: Vec::new(),
             addr: free_addr(),
@@ -269,7 +284,14 @@ impl Service {
         assert!(self.serve.is_none(), "fdbox serve is already running");
         let log = self.dir.join(format!("serve-{}.log", self.logs.len()));
         self.logs.push(log.clone());
-        let mut cmd = Command::new(FDBOX);
+        let mut cmd = match self.nofile {
+            Some(n) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={n}")).arg("--").arg(FDBOX);
+                cmd
+            }
+            None => Command::new(FDBOX),
+        };
         cmd.args(self.serve_args(component, device));
         self.serve = Some(Proc::spawn("fdbox serve", cmd, &log));
         self.wait_answering(START_TIMEOUT);

@@ -21,6 +21,13 @@
 //! - `KV_STUBBORN=spin` makes the service misbehave for the host's tests:
 //!   asked to hand over, it computes forever instead (without a single
 //!   host call), so only the host's deadline (epoch interruption) stops it.
+//! - `KV_HOARD=memory-files`, `files` or `memory-files,files` makes it
+//!   hostile in another way, for the host's tests: once it has accepted its
+//!   first connection, it creates memory files (`memory-files.create`), then
+//!   opens its first preopened directory (`fdbox serve --dir`) again and
+//!   again through `wasi:filesystem`, until the host refuses one, holds them
+//!   all while it serves, and says on stderr how many it got and why the
+//!   next one failed. It lets them go when asked to hand over.
 //!
 //! # Protocol
 //!
@@ -89,6 +96,8 @@ use fdbox_guest::{open_or_create, read_to_end, write_all};
 pub const BOX_ENV: &str = "KV_BOX";
 /// Set to `spin` to ignore hand-over requests (see the crate docs).
 pub const STUBBORN_ENV: &str = "KV_STUBBORN";
+/// Set to what to hoard (see the crate docs).
+pub const HOARD_ENV: &str = "KV_HOARD";
 /// The box used when [`BOX_ENV`] is not set.
 pub const DEFAULT_BOX: &str = "kv";
 /// The host's listener grant (`fdbox serve --listen main=ADDR`).
@@ -189,6 +198,66 @@ struct Service {
     conns: Vec<Conn>,
     /// The id the next accepted connection gets.
     next_id: u64,
+    /// What it hoards ([`HOARD_ENV`]), once it has accepted a connection.
+    hoard: Option<Hoard>,
+}
+
+/// Host resources held for nothing but to hold them ([`HOARD_ENV`]).
+#[derive(Default)]
+struct Hoard {
+    _memory_files: Vec<fs::Descriptor>,
+    _files: Vec<fs::Descriptor>,
+}
+
+impl Hoard {
+    /// The most of each kind it takes, should the host set no limit.
+    const MOST: usize = 1 << 20;
+
+    /// Take what [`HOARD_ENV`] asks for, as much as the host gives.
+    fn take() -> Hoard {
+        let what = std::env::var(HOARD_ENV).unwrap_or_default();
+        let mut hoard = Hoard::default();
+        if what.split(',').any(|w| w == "memory-files") {
+            let why = loop {
+                if hoard._memory_files.len() == Self::MOST {
+                    break "none".to_string();
+                }
+                match memory_files::create("hoard") {
+                    Ok(fd) => hoard._memory_files.push(fd),
+                    Err(code) => break code.name().to_string(),
+                }
+            };
+            eprintln!(
+                "kv-service: hoarding {} memory files; the next create failed: {why}",
+                hoard._memory_files.len()
+            );
+        }
+        if what.split(',').any(|w| w == "files") {
+            let dirs = fdbox_guest::wasi::filesystem::preopens::get_directories();
+            let why = match dirs.first() {
+                None => "no preopened directory".to_string(),
+                Some((dir, _)) => loop {
+                    if hoard._files.len() == Self::MOST {
+                        break "none".to_string();
+                    }
+                    match dir.open_at(
+                        fs::PathFlags::empty(),
+                        ".",
+                        fs::OpenFlags::DIRECTORY,
+                        fs::DescriptorFlags::READ,
+                    ) {
+                        Ok(fd) => hoard._files.push(fd),
+                        Err(code) => break code.name().to_string(),
+                    }
+                },
+            };
+            eprintln!(
+                "kv-service: hoarding {} files; the next open failed: {why}",
+                hoard._files.len()
+            );
+        }
+        hoard
+    }
 }
 
 /// One open connection and what the socket does not carry itself.
@@ -347,6 +416,7 @@ impl Service {
             store,
             conns,
             next_id,
+            hoard: None,
         })
     }
 
@@ -395,6 +465,7 @@ impl Service {
             "kv-service: handing over ({request:?}) with {} connections",
             self.conns.len()
         );
+        self.hoard = None;
         self.hand_over()
     }
 
@@ -406,6 +477,9 @@ impl Service {
                     let conn = Conn::new(tcp, self.next_id, 0, Vec::new())?;
                     self.next_id += 1;
                     self.conns.push(conn);
+                    if self.hoard.is_none() {
+                        self.hoard = Some(Hoard::take());
+                    }
                 }
                 Ok(None) => return Ok(()),
                 // Out of fds: the connection waits in the backlog; serve the
