@@ -264,6 +264,49 @@ mod tests {
         }
     }
 
+    /// The fuzz target's check on a few hundred thousand lines made of the
+    /// protocol's own pieces, for a run without cargo-fuzz.
+    #[test]
+    fn random_lines_are_refused_or_exact() {
+        let pieces: [&[u8]; 12] = [
+            b"stop",
+            b"upgrade",
+            b"ok",
+            b"error",
+            b" ",
+            b"/",
+            b"\n",
+            b"\0",
+            b"\xff",
+            b"a",
+            b"\xc3\xa9",
+            b"\r",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for _ in 0..200_000 {
+            let mut line = Vec::new();
+            for _ in 0..next() % 6 {
+                line.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+            }
+            if next() % 2 == 0 {
+                line.push(b'\n');
+            }
+            check_exact(&line);
+            accepted += usize::from(Request::parse(&line).is_ok() || Reply::parse(&line).is_ok());
+        }
+        assert!(
+            accepted > 100,
+            "only {accepted} lines parsed: the pieces miss the grammar"
+        );
+    }
+
     /// What the fuzz target asserts: accepted lines encode back exactly.
     fn check_exact(bytes: &[u8]) {
         if let Ok(request) = Request::parse(bytes) {

@@ -44,6 +44,13 @@ fn the_device_layer_and_the_daemon_do_not_depend_on_wasmtime() {
             }
         }
     }
+    // The control protocol is bytes only.
+    for line in code(&src("control.rs")) {
+        assert!(
+            !line.contains("wasmtime") && !line.contains("crate::"),
+            "control.rs depends on another layer: {line}"
+        );
+    }
     // And the device layer not on the daemon that serves it.
     for file in rust_files(&src("device")) {
         for line in code(&file) {
