@@ -34,7 +34,7 @@ use fdbox_host::{Device, FdboxCtx, HandleKind, ListenerGrants, WasiFdbox};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
@@ -139,7 +139,7 @@ struct Service {
     linker: Linker<WasiFdbox>,
     device: Arc<dyn Device>,
     listeners: ListenerGrants,
-    reserve: std::sync::Mutex<Reserve>,
+    reserve: Mutex<Reserve>,
 }
 
 /// Fds kept open (on /dev/null) for the control channel: when the process
@@ -205,10 +205,7 @@ impl Service {
     /// Start an instance of `version`.
     fn start(&self, version: Version) -> Result<Running> {
         // Before the instance can take them.
-        self.reserve
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .fill();
+        lock(&self.reserve).fill();
         let lifecycle = Lifecycle::new();
         let wasi = self.args.guest.wasi(&version.path, &self.args.args)?;
         let mut store = Store::new(
@@ -362,6 +359,42 @@ impl Service {
     }
 }
 
+/// The reserve, whatever a panic left: opening and closing fds leaves it
+/// whole.
+fn lock(reserve: &Mutex<Reserve>) -> std::sync::MutexGuard<'_, Reserve> {
+    reserve
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Accept the next connection on the control socket. Out of fds (a guest
+/// holding every one it could open, say), free the reserve and accept again
+/// at once; otherwise, or with the reserve already spent, back off 100 ms
+/// between attempts instead of spinning, and warn once a minute, not once
+/// per attempt.
+async fn accept_control(
+    listener: &tokio::net::UnixListener,
+    reserve: &Mutex<Reserve>,
+    last_warning: &mut Option<Instant>,
+) -> tokio::net::UnixStream {
+    loop {
+        let e = match listener.accept().await {
+            Ok((stream, _)) => return stream,
+            Err(e) => e,
+        };
+        let exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+        if exhausted && lock(reserve).release() {
+            tracing::debug!("control socket: {e}; accepting on the reserved fds");
+            continue;
+        }
+        if last_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+            tracing::warn!("control socket: {e}; retrying every 100 ms (warned once a minute)");
+            *last_warning = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Refuse a component that cannot take part in upgrades.
 fn check_service(engine: &Engine, component: &Component, path: &Path) -> Result<()> {
     let imports_lifecycle = component
@@ -476,39 +509,22 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
     let mut last_accept_warning = None;
     let code = loop {
         let stream = tokio::select! {
-            accepted = control.accept() => match accepted {
+            stream = accept_control(&control, &service.reserve, &mut last_accept_warning) => {
                 // Only this user (or root) may upgrade or stop the service:
                 // checked before the request is read.
-                Ok((stream, _)) => match fdbox_host::device::daemon::private::check_peer(&stream, "a control client") {
+                match fdbox_host::device::daemon::private::check_peer(&stream, "a control client") {
                     Ok(()) => {
                         // The request gets the reserved fds (to load an
                         // upgrade with, say); refilled once it is answered.
-                        service.reserve.lock().unwrap_or_else(|p| p.into_inner()).release();
+                        lock(&service.reserve).release();
                         Some(stream)
                     }
                     Err(e) => {
                         tracing::warn!("{e}");
                         continue;
                     }
-                },
-                Err(e) => {
-                    // Out of fds (a guest holding thousands of them, say):
-                    // free the reserve and accept again at once.
-                    let exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-                    if exhausted && service.reserve.lock().unwrap_or_else(|p| p.into_inner()).release() {
-                        tracing::debug!("control socket: {e}; accepting on the reserved fds");
-                        continue;
-                    }
-                    // Otherwise back off instead of spinning, and say so
-                    // once a minute, not once per attempt.
-                    if last_accept_warning.is_none_or(|at: std::time::Instant| at.elapsed() > Duration::from_secs(60)) {
-                        tracing::warn!("control socket: {e}; retrying every 100 ms (warned once a minute)");
-                        last_accept_warning = Some(std::time::Instant::now());
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
                 }
-            },
+            }
             joined = &mut running.task => {
                 let outcome = outcome(joined);
                 tracing::warn!("{} {} on its own; stopping", running.version.path.display(), describe(&outcome));
@@ -553,12 +569,113 @@ async fn serve_async(args: ServeArgs) -> Result<ExitCode> {
         let _ = writer.write_all(&reply).await;
         drop(writer);
         // Where the instance has not taken them meanwhile.
-        service
-            .reserve
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .fill();
+        lock(&service.reserve).fill();
     };
     let _ = std::fs::remove_file(&control_path);
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+
+    const CHILD: &str = "FDBOX_TEST_OUT_OF_FDS";
+
+    /// The control socket accepts with every fd of the process in use (the
+    /// reserve makes room), and with the reserve spent it backs off with
+    /// one warning instead of spinning. In a process of its own: it uses up
+    /// every fd.
+    #[test]
+    fn the_control_socket_accepts_when_the_process_is_out_of_fds() {
+        let name = "serve::tests::the_control_socket_accepts_when_the_process_is_out_of_fds";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads=1"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let printed = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{printed}");
+            assert!(printed.contains("1 passed"), "{printed}");
+            return;
+        }
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let hard = getrlimit(Resource::Nofile).maximum;
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(256),
+                maximum: hard,
+            },
+        )
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = std::env::temp_dir().join(format!("fdbox-out-of-fds-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("control.sock");
+            let _ = std::fs::remove_file(&path);
+            let listener = tokio::net::UnixListener::bind(&path).unwrap();
+            let reserve = Mutex::new(Reserve::default());
+            lock(&reserve).fill();
+            assert_eq!(lock(&reserve).fds.len(), Reserve::FDS);
+            // The clients' sockets, made while there are fds.
+            use rustix::net::{AddressFamily, SocketAddrUnix, SocketType, connect, socket};
+            let client = || socket(AddressFamily::UNIX, SocketType::STREAM, None).unwrap();
+            let (first, second) = (client(), client());
+            // Every other fd.
+            let mut filler: Vec<OwnedFd> = Vec::new();
+            while let Ok(fd) = rustix::fs::open(
+                "/dev/null",
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            ) {
+                filler.push(fd);
+            }
+            assert!(filler.len() > 100, "{} fds filled", filler.len());
+            let address = SocketAddrUnix::new(&path).unwrap();
+            connect(&first, &address).unwrap();
+            let mut warned = None;
+            let accepted = tokio::time::timeout(
+                Duration::from_secs(5),
+                accept_control(&listener, &reserve, &mut warned),
+            )
+            .await
+            .expect("no accept within 5 s with every fd in use");
+            assert!(lock(&reserve).fds.is_empty(), "the reserve was spent");
+            assert!(warned.is_none(), "no warning when the reserve made room");
+            // Filled again by what the reserve left, a second client finds
+            // no reserve: backed off, warned once, no spinning.
+            while let Ok(fd) = rustix::fs::open(
+                "/dev/null",
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            ) {
+                filler.push(fd);
+            }
+            connect(&second, &address).unwrap();
+            let waited = tokio::time::timeout(
+                Duration::from_millis(550),
+                accept_control(&listener, &reserve, &mut warned),
+            )
+            .await;
+            assert!(waited.is_err(), "accepted without an fd");
+            assert!(warned.is_some(), "warned once");
+            // Fds again: the waiting client is accepted.
+            drop(filler);
+            drop(accepted);
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                accept_control(&listener, &reserve, &mut warned),
+            )
+            .await
+            .expect("no accept once fds were free");
+            let _ = std::fs::remove_dir_all(&dir);
+        });
+    }
 }

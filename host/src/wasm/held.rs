@@ -73,12 +73,15 @@ impl Held {
 
     /// The bytes of the memory files the guest holds now.
     pub fn memory_file_bytes(&self) -> u64 {
-        let live: Vec<_> = self
-            .entries()
-            .iter()
-            .filter(|(_, kind)| *kind == HandleKind::MemoryFile)
-            .filter_map(|(held, _)| held.upgrade())
-            .collect();
+        let live: Vec<_> = {
+            let mut entries = self.entries();
+            entries.retain(|(held, _)| held.strong_count() > 0);
+            entries
+                .iter()
+                .filter(|(_, kind)| *kind == HandleKind::MemoryFile)
+                .filter_map(|(held, _)| held.upgrade())
+                .collect()
+        };
         live.iter()
             .filter_map(|held| held.downcast_ref::<std::fs::File>())
             .filter_map(|file| rustix::fs::fstat(file).ok())
