@@ -560,6 +560,7 @@ fn negative_numbers_get_a_plain_message() {
         ("--max-entries", "-1"),
         ("--max-boxes", "-5"),
         ("--max-restarts", "-1"),
+        ("--max-descriptors", "-1"),
     ] {
         let out = fdbox(&["run", flag, value, fdbox_guest_artifacts::PROBE]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -676,6 +677,23 @@ fn one_place_says_where_the_guest_toolchains_are() {
 }
 
 #[test]
+fn descriptors_a_guest_holds_have_a_quota() {
+    // One held at a time: a memory file moved into a box and back a hundred
+    // times is always the one.
+    let lines = probe(
+        &["--box-prefix", "d", "--max-descriptors", "1"],
+        &["create", "d1", "cycles", "d1", "100"],
+    );
+    assert_eq!(lines, ["OK", "OK 100"]);
+    // None: not even one memory file.
+    let lines = probe(
+        &["--box-prefix", "d", "--max-descriptors", "0"],
+        &["create", "d1", "put-memfd", "d1", "a", "x"],
+    );
+    assert_eq!(lines, ["OK", "ERR quota-exceeded"]);
+}
+
+#[test]
 fn memory_files_have_a_byte_quota_per_guest() {
     // 10 bytes for this guest's memory files, whichever box they are in.
     let lines = probe(
@@ -703,7 +721,8 @@ fn memory_files_have_a_byte_quota_per_guest() {
             "1",
         ],
     );
-    // The refused memory file came back working (no handle-lost).
+    // The refused memory file came back working (no handle-lost); the last
+    // one is refused at create, the boxes holding the whole quota.
     assert_eq!(
         lines,
         [
