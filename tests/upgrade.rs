@@ -473,11 +473,14 @@ fn a_guest_creating_memory_files_in_a_loop_hits_its_descriptor_quota() {
     );
 }
 
-/// Issue 12, item 6: a guest that takes every fd of the host process (memory
-/// files until fdbox keeps the host's reserve, then its `--dir` opened again
-/// and again through `wasi:filesystem`, which fdbox does not see, until the
-/// kernel's RLIMIT_NOFILE) cannot keep `fdbox serve` from answering on its
-/// control socket.
+/// Issue 12, item 6: a guest that takes every fd of the host process it can
+/// (memory files until fdbox keeps the host's reserve, then its `--dir`
+/// opened again and again through `wasi:filesystem`, which fdbox does not
+/// see, until the kernel refuses: the process then has at most one fd free,
+/// too few to read and compile a new version) cannot keep `fdbox serve`
+/// from answering on its control socket, nor an upgrade from working: the
+/// control channel's reserved fds are freed for the request. (The accept
+/// itself with no fd free at all: `serve::tests` in `src/serve.rs`.)
 #[test]
 fn serve_answers_while_its_guest_holds_every_fd() {
     let dir = load::serve::TempDir::new("hoard-fds-dir");

@@ -94,12 +94,22 @@ impl Held {
 /// [`HOST_RESERVED_FDS`] of the process's RLIMIT_NOFILE. The kernel hands
 /// out the lowest free number, so every fd below `fd` is open: the process
 /// is that near its limit.
+///
+/// The limit is read again only when an fd comes near the one last read, so
+/// a hand-out far from it costs no syscall.
 pub(crate) fn check_host_room(fd: BorrowedFd<'_>) -> Result<(), Error> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LIMIT: AtomicU64 = AtomicU64::new(0);
+    let number = fd.as_fd().as_raw_fd() as u64;
+    let near = |limit: u64| number.saturating_add(HOST_RESERVED_FDS) >= limit;
+    if !near(LIMIT.load(Ordering::Relaxed)) {
+        return Ok(());
+    }
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
-    let number = fd.as_fd().as_raw_fd() as u64;
-    if number.saturating_add(HOST_RESERVED_FDS) >= limit {
+    LIMIT.store(limit, Ordering::Relaxed);
+    if near(limit) {
         return Err(Error::QuotaExceeded(format!(
             "the host process has {number} fds open, within {HOST_RESERVED_FDS} of its limit (RLIMIT_NOFILE {limit}), which it keeps for itself: drop descriptors, or raise the host's limit"
         )));
