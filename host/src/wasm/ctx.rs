@@ -176,11 +176,11 @@ impl FdboxCtx {
         self.admit(1)?;
         let holding = self.held.memory_file_bytes();
         let limit = self.quotas.max_memory_file_bytes;
-        let held = self.boxed_memory_file_bytes(holding)?;
-        if held.saturating_add(holding) >= limit {
+        let boxed = self.boxed_memory_file_bytes(holding)?;
+        let total = boxed.saturating_add(holding);
+        if total >= limit {
             return Err(Error::QuotaExceeded(format!(
-                "this guest's memory files hold {} bytes ({holding} in files it holds, {held} in its boxes), its limit (Quotas::max_memory_file_bytes), so it may create no more: drop or shrink some first",
-                held.saturating_add(holding)
+                "this guest's memory files already hold {total} bytes ({holding} in files it holds, {boxed} in its boxes) and its limit is {limit} (Quotas::max_memory_file_bytes), so it may create no more: drop, shrink or delete some first"
             )));
         }
         let handle = Handle::new_memory_file(&name)?;
@@ -374,7 +374,7 @@ impl FdboxCtx {
     /// nothing: one request to the device. Refused, and the box left as it
     /// was, if the guest would then hold more descriptors than
     /// [`Quotas::max_descriptors`] or the host process would come within
-    /// [`HOST_RESERVED_FDS`](super::held::HOST_RESERVED_FDS) of its fd limit.
+    /// [`HOST_RESERVED_FDS`](crate::wasm::HOST_RESERVED_FDS) of its fd limit.
     pub fn get_many(&self, box_name: &Name, entries: &[&str]) -> Result<Vec<Handle>, Error> {
         let names = entries
             .iter()
