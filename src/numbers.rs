@@ -16,6 +16,14 @@ pub fn count<T: FromStr>(value: &str) -> Result<T, String> {
         .map_err(|_| format!("{value:?} is not a whole number; give one from 0 up, e.g. 10"))
 }
 
+/// A percentage: a whole number from 0 to 100 (a trailing `%` allowed).
+pub fn percent(value: &str) -> Result<usize, String> {
+    match count::<usize>(value.strip_suffix('%').unwrap_or(value))? {
+        n if n <= 100 => Ok(n),
+        n => Err(format!("{n} is over 100; give a percentage from 0 to 100")),
+    }
+}
+
 /// A duration in seconds: a finite number from 0 up, fractions allowed.
 pub fn seconds(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
@@ -45,6 +53,8 @@ mod tests {
                 .unwrap_err()
                 .contains("not a whole number")
         );
+        assert_eq!(percent("25%"), Ok(25));
+        assert!(percent("101").unwrap_err().contains("over 100"));
         assert_eq!(seconds("0.5"), Ok(0.5));
         assert!(seconds("-1").unwrap_err().contains("negative"));
         assert!(

@@ -46,13 +46,26 @@ pub struct DaemonArgs {
     max_entries_per_box: usize,
 
     /// Most connections served at once, all peers together (more are
-    /// refused, logged once per 10 s).
-    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONNECTIONS, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
-    max_connections: usize,
+    /// refused, logged once per 10 s); each takes one fd from the fd
+    /// budget [default: a quarter of RLIMIT_NOFILE, at most 16384]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
+    max_connections: Option<usize>,
 
-    /// Most connections served at once for one uid.
-    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONNECTIONS_PER_UID, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
-    max_connections_per_uid: usize,
+    /// Most connections served at once for one uid [default: 75% of
+    /// --max-connections]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
+    max_connections_per_uid: Option<usize>,
+
+    /// Percent of the daemon's fd budget the peers of one uid may fill
+    /// together [default: 75, or 100 for a daemon running as root, whose
+    /// only peers are root's]
+    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true, value_parser = crate::numbers::percent)]
+    uid_share: Option<usize>,
+
+    /// Percent of the daemon's fd budget one peer process (an `fdbox run`
+    /// or `fdbox serve`) may fill.
+    #[arg(long, value_name = "PERCENT", default_value_t = Limits::DEFAULT_PROCESS_SHARE_PERCENT, allow_negative_numbers = true, value_parser = crate::numbers::percent)]
+    process_share: usize,
 
     /// How long a new connection may take to say HELLO before it is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::DEFAULT_HELLO_TIMEOUT.as_secs_f64(), allow_negative_numbers = true, value_parser = crate::numbers::seconds)]
@@ -106,13 +119,17 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         Some(listener) => (listener, "the socket passed in LISTEN_FDS".to_owned()),
         None => (bind(&socket)?, socket.display().to_string()),
     };
+    let defaults = Limits::for_nofile(Limits::nofile(), args.max_connections);
     let mut limits = Limits {
         max_boxes: args.max_boxes,
         max_entries_per_box: args.max_entries_per_box,
-        max_connections: args.max_connections,
-        max_connections_per_uid: args.max_connections_per_uid,
+        max_connections_per_uid: args
+            .max_connections_per_uid
+            .unwrap_or(defaults.max_connections_per_uid),
+        uid_share_percent: args.uid_share.unwrap_or(defaults.uid_share_percent),
+        process_share_percent: args.process_share,
         hello_timeout: std::time::Duration::from_secs_f64(args.hello_timeout),
-        ..Limits::from_rlimit()
+        ..defaults
     };
     if let (Some(_), Some(store_max)) = (&notify, systemd::fd_store_max()) {
         // Past FileDescriptorStoreMax, systemd drops what it is sent: hold
@@ -168,9 +185,13 @@ pub fn run(args: DaemonArgs) -> Result<()> {
             .context("cannot notify the service manager")?;
     }
     tracing::info!(
-        "holding boxes at {at} (pid {}; up to {} fds)",
+        "holding boxes at {at} (pid {}; up to {} fds, {}% per uid, {}% per process; up to {} connections, {} per uid)",
         std::process::id(),
-        limits.max_held_fds
+        limits.max_held_fds,
+        limits.uid_share_percent,
+        limits.process_share_percent,
+        limits.max_connections,
+        limits.max_connections_per_uid
     );
     loop {
         fdbox_host::daemon::serve_until(&holder, listener.as_fd(), &hangup)

@@ -5,8 +5,9 @@
 //! - one op lock ([`Holder::change`]): every change to what is held, and the
 //!   fd store's sync after it, happen under it, so the store and a hand-over
 //!   only ever see whole ops;
-//! - the count of held fds against [`Limits::max_held_fds`], kept with every
-//!   put, take, loan and delete;
+//! - the count of held fds against [`Limits::max_held_fds`] and each
+//!   client's shares of it ([`super::budget`]), kept with every put, take,
+//!   loan and delete, with who put each entry;
 //! - loans: entries taken out for a peer stay the box's (for the store and a
 //!   hand-over) until the peer acknowledges them, and go back if it vanishes;
 //! - the gate an in-place upgrade closes ([`Holder::quiesce`]);
@@ -19,6 +20,7 @@
 //! read together (the op lock, the held count, loans, the gate, recovery);
 //! splitting it would spread them over files again. A fifth is tests.
 
+use super::budget::{Budget, Client, Shares};
 use super::fd_store::{FdNames, FdStore};
 use super::manifest::{MANIFEST_FD_PREFIX, Manifest, ManifestError, manifest_fd_name};
 use crate::device::daemon::wire::MAX_FDS_PER_FRAME;
@@ -26,6 +28,7 @@ use crate::device::rules::EntriesQuota;
 use crate::device::{Device, RefusedBatch};
 use crate::{Error, Handle, HandleKind, HeldBox, MemoryDevice, Name};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,9 +42,15 @@ pub struct Limits {
     pub max_boxes: usize,
     /// Most entries in one box.
     pub max_entries_per_box: usize,
-    /// Most fds the daemon holds in boxes at once: below RLIMIT_NOFILE, so a
+    /// Most fds the daemon holds in boxes at once (and in unfinished
+    /// batches), less one per connection served: below RLIMIT_NOFILE, so a
     /// put is refused with quota-exceeded before the kernel would drop fds.
     pub max_held_fds: usize,
+    /// Percent of `max_held_fds` the peers of one uid may have
+    /// ([`super::budget`]).
+    pub uid_share_percent: usize,
+    /// Percent of `max_held_fds` one peer process may have.
+    pub process_share_percent: usize,
     /// Most connections served at once, all peers together.
     pub max_connections: usize,
     /// Most connections served at once for one uid (root's count too).
@@ -55,30 +64,72 @@ impl Limits {
     pub const DEFAULT_MAX_BOXES: usize = 4096;
     /// Default entries per box.
     pub const DEFAULT_MAX_ENTRIES_PER_BOX: usize = 65536;
-    /// Default connections, all peers together.
-    pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-    /// Default connections of one uid.
-    pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = 512;
+    /// Most connections by default, all peers together: three quarters of
+    /// the fds RLIMIT_NOFILE leaves (so at least a quarter stays for boxes
+    /// however many peers connect), and no more than this.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 16384;
+    /// Default connections of one uid, in percent of all connections: the
+    /// daemon's own user and root each always find a quarter free of the
+    /// other's.
+    pub const DEFAULT_CONNECTIONS_PER_UID_PERCENT: usize = 75;
+    /// Default share of the fd budget one uid may have, in percent (100 for
+    /// a daemon running as root, whose only peers are root's).
+    pub const DEFAULT_UID_SHARE_PERCENT: usize = 75;
+    /// Default share of the fd budget one peer process may have, in percent.
+    pub const DEFAULT_PROCESS_SHARE_PERCENT: usize = 25;
     /// Default wait for a new connection's HELLO.
     pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
-    /// Defaults, with the fd budget taken from this process's RLIMIT_NOFILE
-    /// (less headroom for connections and frames in flight).
+    /// Defaults for this process's RLIMIT_NOFILE ([`Limits::for_nofile`]).
     pub fn from_rlimit() -> Self {
+        Self::for_nofile(Self::nofile(), None)
+    }
+
+    /// This process's RLIMIT_NOFILE (its soft limit).
+    pub fn nofile() -> usize {
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-        let nofile = limit.current.unwrap_or(1 << 20) as usize;
+        limit.current.map_or(1 << 20, |n| n as usize)
+    }
+
+    /// Defaults for a daemon that may open `nofile` fds: an fd budget of
+    /// `nofile` less headroom, shared by connections (one fd each) and the
+    /// fds held; at most `max_connections` connections (by default three
+    /// quarters of the budget, up to [`Limits::DEFAULT_MAX_CONNECTIONS`]),
+    /// three quarters of them of one uid.
+    pub fn for_nofile(nofile: usize, max_connections: Option<usize>) -> Self {
+        let max_held_fds = nofile.saturating_sub(HEADROOM_FDS);
+        let max_connections = max_connections
+            .unwrap_or((max_held_fds / 4 * 3).clamp(64, Self::DEFAULT_MAX_CONNECTIONS));
         Self {
             max_boxes: Self::DEFAULT_MAX_BOXES,
             max_entries_per_box: Self::DEFAULT_MAX_ENTRIES_PER_BOX,
-            max_held_fds: nofile.saturating_sub(HEADROOM_FDS),
-            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
-            max_connections_per_uid: Self::DEFAULT_MAX_CONNECTIONS_PER_UID,
+            max_held_fds,
+            uid_share_percent: if rustix::process::geteuid().is_root() {
+                100
+            } else {
+                Self::DEFAULT_UID_SHARE_PERCENT
+            },
+            process_share_percent: Self::DEFAULT_PROCESS_SHARE_PERCENT,
+            max_connections,
+            max_connections_per_uid: (max_connections * Self::DEFAULT_CONNECTIONS_PER_UID_PERCENT
+                / 100)
+                .max(1),
             hello_timeout: Self::DEFAULT_HELLO_TIMEOUT,
+        }
+    }
+
+    fn shares(&self) -> Shares {
+        Shares {
+            max: self.max_held_fds,
+            uid_percent: self.uid_share_percent,
+            process_percent: self.process_share_percent,
         }
     }
 }
 
-/// Fds kept free for listening, connections and one frame in flight each.
+/// Fds kept free for the listener, connections when the boxes fill the
+/// budget, the frame being received (its fds are in the process before
+/// they can be counted) and the fd store's manifests.
 const HEADROOM_FDS: usize = 2 * MAX_FDS_PER_FRAME + 64;
 
 /// The daemon's state: the boxes, shared by every connection.
@@ -89,10 +140,8 @@ pub struct Holder {
     /// What the device is, for logs and refusals ("memory", "liveupdate").
     device_name: String,
     limits: Limits,
-    held: AtomicUsize,
-    /// Fds received in frames of batches whose last frame has not come:
-    /// not yet held, but in the daemon's process, so in its budget.
-    staged: AtomicUsize,
+    /// Connections served: each takes one fd of the budget.
+    connected: AtomicUsize,
     /// Taken by every op that changes what the holder holds, from the change
     /// to the end of the fd store's sync: the store and a hand-over only ever
     /// see whole ops.
@@ -109,6 +158,11 @@ struct Shared {
     loans: BTreeMap<u64, Arc<Lent>>,
     next_loan: u64,
     handover: FdNames,
+    /// The fds held and staged, in all and per client.
+    budget: Budget,
+    /// Who put each entry held, by box and entry name (entries recovered
+    /// from a hand-over have none).
+    owners: HashMap<Name, HashMap<Name, Client>>,
 }
 
 /// Who is inside the holder, for an upgrade that must wait until nobody is.
@@ -121,9 +175,10 @@ struct Gate {
     in_flight: usize,
     /// Connections being served.
     sessions: usize,
-    /// A duplicate of each served connection, to shut it down on upgrade,
-    /// with its peer's uid.
-    conns: BTreeMap<u64, (OwnedFd, u32)>,
+    /// Each served connection, to shut it down on upgrade (the last
+    /// reference: the connection closes when it is counted out), with its
+    /// peer's uid.
+    conns: BTreeMap<u64, (Arc<OwnedFd>, u32)>,
     next_conn: u64,
     /// Connections served, per peer uid.
     per_uid: std::collections::HashMap<u32, usize>,
@@ -138,9 +193,6 @@ pub(super) enum NotServed {
     /// A limit on connections was reached.
     #[error("{0}")]
     Limit(String),
-    /// The connection could not be duplicated (out of fds).
-    #[error("cannot serve a connection: {0}")]
-    Io(std::io::Error),
 }
 
 /// An op in flight; the upgrade waits for it.
@@ -169,7 +221,11 @@ pub(super) struct Registered<'a> {
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
         let mut gate = self.holder.gate();
-        if let Some((_, uid)) = gate.conns.remove(&self.id)
+        let conn = gate.conns.remove(&self.id);
+        if conn.is_some() {
+            self.holder.connected.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some((_, uid)) = conn
             && let Some(n) = gate.per_uid.get_mut(&uid)
         {
             *n -= 1;
@@ -216,16 +272,21 @@ impl Holder {
             .boxes()
             .map(|boxes| boxes.iter().map(|b| b.entries).sum())
             .unwrap_or(0);
+        // What the device held already (adopted after a kexec) is in the
+        // budget, as recovered fds are: in the total, no peer's share.
+        let mut budget = Budget::new(limits.shares());
+        budget.hold(None, held);
         Arc::new(Self {
             boxes: device,
             device_name: name.to_owned(),
             limits,
-            held: AtomicUsize::new(held),
-            staged: AtomicUsize::new(0),
+            connected: AtomicUsize::new(0),
             shared: Mutex::new(Shared {
                 loans: BTreeMap::new(),
                 next_loan: 0,
                 handover: FdNames::default(),
+                budget,
+                owners: HashMap::new(),
             }),
             gate: Mutex::new(Gate::default()),
             gate_changed: Condvar::new(),
@@ -319,8 +380,7 @@ impl Holder {
 
     /// Count a connection in, unless an upgrade is under way; its
     /// [`Holder::registered`] guard counts it out.
-    pub(super) fn register(&self, conn: &OwnedFd, uid: u32) -> Result<u64, NotServed> {
-        let dup = conn.try_clone().map_err(NotServed::Io)?;
+    pub(super) fn register(&self, conn: Arc<OwnedFd>, uid: u32) -> Result<u64, NotServed> {
         let mut gate = self.gate();
         if gate.quiescing {
             return Err(NotServed::Quiescing);
@@ -339,10 +399,24 @@ impl Holder {
         }
         let id = gate.next_conn;
         gate.next_conn += 1;
-        gate.conns.insert(id, (dup, uid));
+        gate.conns.insert(id, (conn, uid));
+        self.connected.fetch_add(1, Ordering::Relaxed);
         *gate.per_uid.entry(uid).or_default() += 1;
         gate.sessions += 1;
         Ok(id)
+    }
+
+    /// Count in an event loop that serves connections, as one more session
+    /// (with no connection): an upgrade waits until it is gone (its
+    /// [`Holder::registered`] guard dropped) as it waits for the
+    /// connections, so nothing the loop owns is closed after the upgrade
+    /// started moving fds around.
+    pub(super) fn register_loop(&self) -> u64 {
+        let mut gate = self.gate();
+        let id = gate.next_conn;
+        gate.next_conn += 1;
+        gate.sessions += 1;
+        id
     }
 
     /// How long a new connection may take to say HELLO.
@@ -378,10 +452,15 @@ impl Holder {
 
     /// Delete a box and what it holds.
     pub(super) fn delete_box(&self, name: &Name) -> Result<(), Error> {
-        self.change(|_| {
+        self.change(|shared| {
             let released = self.boxes.status(name)?.entries;
             self.boxes.delete_box(name)?;
-            self.held.fetch_sub(released, Ordering::Relaxed);
+            let owners = shared.owners.remove(name).unwrap_or_default();
+            let unowned = released - owners.len();
+            for owner in owners.into_values() {
+                shared.budget.release(Some(owner), 1);
+            }
+            shared.budget.release(None, unowned);
             Ok(())
         })
     }
@@ -396,55 +475,54 @@ impl Holder {
         self.change(|_| self.boxes.unseal(name))
     }
 
-    /// Put `entries` into `box_name`, all or nothing: the device's rules
-    /// ([`crate::device::rules`]) with the peer's quota (if it sent one) and
-    /// the daemon's own, then the daemon's fd budget. A refused batch is
-    /// dropped here: the peer keeps its own fds until the reply.
+    /// Put `client`'s `entries` into `box_name`, all or nothing: the
+    /// device's rules ([`crate::device::rules`]) with the peer's quota (if
+    /// it sent one) and the daemon's own, then the fd budget and the
+    /// client's shares of it ([`super::budget`]). A refused batch is dropped
+    /// here: the peer keeps its own fds until the reply.
     pub(super) fn put(
         &self,
+        client: Client,
         box_name: &Name,
         entries: Vec<(Name, Handle)>,
         caller_limit: Option<usize>,
     ) -> Result<(), Error> {
         let count = entries.len();
+        let names: Vec<Name> = entries.iter().map(|(name, _)| name.clone()).collect();
         let mut quotas = vec![EntriesQuota::Holder(self.limits.max_entries_per_box)];
         quotas.extend(caller_limit.map(EntriesQuota::Guest));
-        self.change(|_| {
-            let held = self.held.load(Ordering::Relaxed);
-            let staged = self.staged.load(Ordering::Relaxed);
-            if held + staged + count > self.limits.max_held_fds {
-                return Err(self.over_budget(held, staged));
-            }
+        self.change(|shared| {
+            shared
+                .budget
+                .check(Some(client), count, self.connections())?;
             self.boxes
                 .put_within_quotas(box_name, entries, &quotas)
                 .map_err(|refused| refused.error)?;
-            self.held.fetch_add(count, Ordering::Relaxed);
+            shared.budget.hold(Some(client), count);
+            let owners = shared.owners.entry(box_name.clone()).or_default();
+            owners.extend(names.into_iter().map(|name| (name, client)));
             Ok(())
         })
     }
 
-    /// Count `count` fds of an unfinished batch into the fd budget, or
-    /// refuse them (quota-exceeded) if the budget has no room for them.
-    pub(super) fn stage(&self, count: usize) -> Result<(), Error> {
-        let held = self.held.load(Ordering::Relaxed);
-        let staged = self.staged.fetch_add(count, Ordering::Relaxed);
-        if held + staged + count > self.limits.max_held_fds {
-            self.staged.fetch_sub(count, Ordering::Relaxed);
-            return Err(self.over_budget(held, staged));
+    /// Count `count` fds of an unfinished batch of `client`'s into the fd
+    /// budget, or refuse them (quota-exceeded) if the budget or the
+    /// client's share of it has no room for them.
+    pub(super) fn stage(&self, client: Client, count: usize) -> Result<(), Error> {
+        let connections = self.connections();
+        self.shared().budget.stage(Some(client), count, connections)
+    }
+
+    /// Connections served now.
+    fn connections(&self) -> usize {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Count `count` staged fds of `client`'s out again (their batch ended).
+    pub(super) fn unstage(&self, client: Client, count: usize) {
+        if count > 0 {
+            self.shared().budget.unstage(Some(client), count);
         }
-        Ok(())
-    }
-
-    /// Count `count` staged fds out again (their batch ended).
-    pub(super) fn unstage(&self, count: usize) {
-        self.staged.fetch_sub(count, Ordering::Relaxed);
-    }
-
-    fn over_budget(&self, held: usize, staged: usize) -> Error {
-        Error::QuotaExceeded(format!(
-            "the daemon holds {held} fds and {staged} more in unfinished batches, and may hold {} (its RLIMIT_NOFILE less headroom)",
-            self.limits.max_held_fds
-        ))
     }
 
     /// Take `names` out of `box_name` for a peer, as a loan: they stay the
@@ -455,8 +533,18 @@ impl Holder {
             let handles = self.boxes.get_many(&box_name, &names)?;
             let id = shared.next_loan;
             shared.next_loan += 1;
+            // Who put them goes with them: a put under the same name while
+            // they are out is someone else's entry.
+            let owners = match shared.owners.get_mut(&box_name) {
+                Some(of_box) => names.iter().map(|name| of_box.remove(name)).collect(),
+                None => vec![None; names.len()],
+            };
             let entries = names.into_iter().zip(handles).collect();
-            let lent = Arc::new(Lent { box_name, entries });
+            let lent = Arc::new(Lent {
+                box_name,
+                entries,
+                owners,
+            });
             shared.loans.insert(id, lent.clone());
             Ok((id, lent))
         })
@@ -465,9 +553,13 @@ impl Holder {
     /// The peer has the loan `id`: it is no longer held (its fds close when
     /// the session drops its reference).
     pub(super) fn acknowledge(&self, id: u64) {
-        if let Some(lent) = self.change(|shared| shared.loans.remove(&id)) {
-            self.held.fetch_sub(lent.entries.len(), Ordering::Relaxed);
-        }
+        self.change(|shared| {
+            if let Some(lent) = shared.loans.remove(&id) {
+                for owner in &lent.owners {
+                    shared.budget.release(*owner, 1);
+                }
+            }
+        });
     }
 
     /// Put the loan `id`, which its peer never acknowledged, back where it
@@ -478,13 +570,33 @@ impl Holder {
                 return;
             };
             // The session's own reference went with its reply.
-            let Ok(Lent { box_name, entries }) = Arc::try_unwrap(lent) else {
+            let Ok(Lent {
+                box_name,
+                entries,
+                owners,
+            }) = Arc::try_unwrap(lent)
+            else {
                 unreachable!("a loan is shared only while its reply is sent")
             };
             let count = entries.len();
+            let owner_of: HashMap<Name, Client> = entries
+                .iter()
+                .zip(owners)
+                .filter_map(|((name, _), owner)| Some((name.clone(), owner?)))
+                .collect();
             let lost = self.boxes.put_back(&box_name, entries);
+            let mut owner_of = owner_of;
+            for (name, _) in &lost {
+                shared.budget.release(owner_of.remove(name), 1);
+            }
+            if !owner_of.is_empty() {
+                shared
+                    .owners
+                    .entry(box_name.clone())
+                    .or_default()
+                    .extend(owner_of);
+            }
             if !lost.is_empty() {
-                self.held.fetch_sub(lost.len(), Ordering::Relaxed);
                 tracing::error!(
                     "{} of {count} entries taken from box {box_name:?} by a peer that vanished could not be put back (box deleted or names reused)",
                     lost.len()
@@ -603,6 +715,8 @@ impl Drop for Quiesced<'_> {
 pub(super) struct Lent {
     box_name: Name,
     entries: Vec<(Name, Handle)>,
+    /// Who put each entry, in the same order (none if recovered).
+    owners: Vec<Option<Client>>,
 }
 
 impl Lent {
@@ -798,8 +912,8 @@ impl Holder {
             recovery.entries += count;
         }
         debug_assert!(entries.is_empty(), "the manifest lists every entry's box");
-        self.held.fetch_add(recovery.entries, Ordering::Relaxed);
         state.continue_after(manifest.generation);
+        shared.budget.hold(None, recovery.entries);
         for name in by_name.into_keys() {
             tracing::warn!("closing the fd {name:?} handed over: no manifest mentions it");
             unknown.push(name);

@@ -7,11 +7,13 @@
 //!
 //! - [`manifest`]: the byte format that describes the held fds;
 //! - [`fd_store`]: names the fds and keeps systemd's fd store in line;
+//! - `budget.rs`: the fd budget and each client's shares of it;
 //! - [`Holder`] (`holder.rs`): the boxes and every invariant that keeps them
 //!   whole, recovery from a hand-over included;
-//! - [`serve`], [`serve_until`] (`session.rs`): the accept loop and the
-//!   per-connection protocol.
+//! - [`serve`], [`serve_until`] (`session.rs`): the event loop (one thread
+//!   for every connection) and the per-connection protocol.
 
+mod budget;
 pub mod fd_store;
 mod holder;
 pub mod manifest;

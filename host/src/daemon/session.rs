@@ -1,8 +1,16 @@
-//! Serving the holder: the accept loop (one thread per connection, peers
-//! checked with SO_PEERCRED) and the per-connection session that speaks the
+//! Serving the holder: one event loop (tokio, on one thread) accepts
+//! connections, checks each peer with SO_PEERCRED before anything is read,
+//! and serves every connection as a task of its own that speaks the
 //! protocol of [`crate::device::daemon::wire`] and turns each request into
-//! one of [`Holder`]'s ops.
+//! one of [`Holder`]'s ops. An idle connection costs a socket and a few
+//! hundred bytes, not a thread.
+//!
+//! The holder's ops run on the loop's thread: they are in-process and
+//! short (an op on the boxes under the op lock, and one message to
+//! systemd's fd store after a change), and a peer that is slow to send or
+//! to read only ever waits in its own task.
 
+use super::budget::Client;
 use super::holder::{Holder, NotServed, OpGuard};
 use crate::device::daemon::transport::{self, RecvError};
 use crate::device::daemon::wire::{
@@ -15,9 +23,19 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::mpsc;
 
 /// How often [`serve_until`] looks at its stop flag when no peer connects.
 const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Connections accepted in a row before the sessions get a turn.
+const ACCEPT_BURST: usize = 64;
+
+/// How long accepting pauses when the daemon is out of fds (the
+/// connections already served go on meanwhile).
+const OUT_OF_FDS_PAUSE: Duration = Duration::from_millis(50);
 
 /// Refusals of connections, logged once per interval with how many there
 /// were, not once per attempt: a flood must not flood the log too.
@@ -44,103 +62,210 @@ impl Refusals {
     }
 }
 
-/// Accept connections on `listener` forever, one thread each. Peers of
-/// another user (other than root) are refused before anything is read.
+/// Serve connections on `listener` forever. Peers of another user (other
+/// than root) are refused before anything is read.
 pub fn serve(holder: &Arc<Holder>, listener: OwnedFd) -> io::Result<()> {
     serve_until(holder, listener.as_fd(), &AtomicBool::new(false))
 }
 
-/// Accept connections on `listener`, one thread each, until `stop` is
-/// set (it is looked at least every 100 ms, and when a signal interrupts
-/// the wait). Connections accepted so far go on being served. The
-/// listener may be non-blocking (systemd passes its sockets so).
+/// Serve connections on `listener` on this thread until `stop` is set (it
+/// is looked at at least every 100 ms). Connections accepted so far go on
+/// being served, on a thread of their own once this returns, until they
+/// end or [`Holder::quiesce`] closes them. The listener is made
+/// non-blocking (systemd passes its sockets so anyway).
 pub fn serve_until(
     holder: &Arc<Holder>,
     listener: BorrowedFd<'_>,
     stop: &AtomicBool,
 ) -> io::Result<()> {
-    use rustix::event::{PollFd, PollFlags, Timespec};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    // Counted as a session until the runtime (and every fd it has) is gone.
+    let loop_id = holder.register_loop();
+    let (alive, mut sessions_ended) = mpsc::channel::<()>(1);
+    let served = runtime.block_on(accept_until(holder, listener, stop, alive));
+    // Every session task holds a sender: all gone, no session is left.
+    let no_sessions = matches!(
+        sessions_ended.try_recv(),
+        Err(mpsc::error::TryRecvError::Disconnected)
+    );
+    let finish = {
+        let holder = holder.clone();
+        move || {
+            runtime.block_on(sessions_ended.recv());
+            drop(runtime);
+            drop(holder.registered(loop_id));
+        }
+    };
+    if no_sessions {
+        finish();
+    } else if let Err(e) = std::thread::Builder::new()
+        .name("fdbox-sessions".into())
+        .spawn(finish)
+    {
+        // The closure, and the runtime with every session in it, were
+        // dropped: their loans went back, their connections closed.
+        tracing::warn!("closed every connection: cannot start a thread to go on serving them: {e}");
+        drop(holder.registered(loop_id));
+    }
+    served
+}
+
+async fn accept_until(
+    holder: &Arc<Holder>,
+    listener: BorrowedFd<'_>,
+    stop: &AtomicBool,
+    alive: mpsc::Sender<()>,
+) -> io::Result<()> {
     use rustix::io::Errno;
+    use rustix::net::SocketFlags;
+    let listener = listener.try_clone_to_owned()?;
+    rustix::io::ioctl_fionbio(&listener, true)?;
+    // SAFETY: the AsyncFd owns the fd, which stays open and the same until
+    // it drops.
+    let listener = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }?;
     let me = rustix::process::geteuid();
-    let wait = Timespec::try_from(STOP_POLL).expect("a short timeout");
     let mut refusals = Refusals::default();
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let mut ready = [PollFd::new(&listener, PollFlags::IN)];
-        match rustix::event::poll(&mut ready, Some(&wait)) {
-            Ok(0) | Err(Errno::INTR) => continue,
-            Ok(_) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let conn = match rustix::net::accept_with(listener, rustix::net::SocketFlags::CLOEXEC) {
-            Ok(conn) => conn,
-            Err(Errno::INTR | Errno::CONNABORTED | Errno::AGAIN) => continue,
-            Err(Errno::MFILE | Errno::NFILE) => {
-                refusals.note("out of fds: cannot accept a connection");
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+    while !stop.load(Ordering::SeqCst) {
+        let mut ready = match tokio::time::timeout(STOP_POLL, listener.readable()).await {
+            Ok(ready) => ready?,
+            Err(_) => continue,
         };
-        match rustix::net::sockopt::socket_peercred(&conn) {
-            Ok(cred) if cred.uid == me || cred.uid.is_root() => {
-                tracing::debug!(pid = cred.pid.as_raw_nonzero().get(), "peer connected");
-                // Counted in before the thread exists, so an upgrade
-                // that starts now waits for it.
-                let id = match holder.register(&conn, cred.uid.as_raw()) {
-                    Ok(id) => id,
-                    Err(NotServed::Quiescing) => continue,
-                    Err(e) => {
-                        refusals.note(&format!("refused a connection: {e}"));
-                        continue;
-                    }
-                };
-                let served = holder.clone();
-                // Out of threads (RLIMIT_NPROC, a cgroup's pids.max,
-                // TasksMax) refuses this connection; the daemon and what it
-                // holds carry on.
-                let spawned = std::thread::Builder::new()
-                    .name("fdbox-session".into())
-                    .spawn(move || serve_registered(&served, conn, id));
-                if let Err(e) = spawned {
-                    // The closure, and the connection in it, are dropped.
-                    drop(holder.registered(id));
-                    refusals.note(&format!("refused a connection: cannot start a thread: {e}"));
+        for _ in 0..ACCEPT_BURST {
+            match rustix::net::accept_with(
+                listener.get_ref(),
+                SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            ) {
+                Ok(conn) => admit(holder, conn, me, &mut refusals, &alive),
+                Err(Errno::AGAIN) => {
+                    ready.clear_ready();
+                    break;
                 }
+                Err(Errno::INTR | Errno::CONNABORTED) => {}
+                // Out of fds or memory: the connection waits in the
+                // backlog; what is served goes on.
+                Err(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => {
+                    refusals.note("out of fds: cannot accept a connection");
+                    tokio::time::sleep(OUT_OF_FDS_PAUSE).await;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
             }
-            Ok(cred) => tracing::warn!(
-                uid = cred.uid.as_raw(),
-                pid = cred.pid.as_raw_nonzero().get(),
-                "refused a peer of another user"
-            ),
-            Err(e) => tracing::warn!("refused a peer whose credentials are unknown: {e}"),
         }
+        drop(ready);
+        tokio::task::yield_now().await;
+    }
+    Ok(())
+}
+
+/// Serve `conn` as a task of its own, if its peer is this user or root and
+/// the connection limits let it in.
+fn admit(
+    holder: &Arc<Holder>,
+    conn: OwnedFd,
+    me: rustix::process::Uid,
+    refusals: &mut Refusals,
+    alive: &mpsc::Sender<()>,
+) {
+    let cred = match rustix::net::sockopt::socket_peercred(&conn) {
+        Ok(cred) if cred.uid == me || cred.uid.is_root() => cred,
+        Ok(cred) => {
+            return refusals.note(&format!(
+                "refused a peer of another user (uid {}, pid {})",
+                cred.uid.as_raw(),
+                cred.pid.as_raw_nonzero().get()
+            ));
+        }
+        Err(e) => {
+            return refusals.note(&format!(
+                "refused a peer whose credentials are unknown: {e}"
+            ));
+        }
+    };
+    let client = Client {
+        uid: cred.uid.as_raw(),
+        pid: cred.pid.as_raw_nonzero().get(),
+    };
+    tracing::debug!(pid = client.pid, "peer connected");
+    let conn = Arc::new(conn);
+    // Counted in before its task exists, so an upgrade that starts now
+    // waits for it.
+    let id = match holder.register(conn.clone(), client.uid) {
+        Ok(id) => id,
+        Err(NotServed::Quiescing) => return,
+        Err(e) => return refusals.note(&format!("refused a connection: {e}")),
+    };
+    let registration = Registration {
+        holder: holder.clone(),
+        id,
+    };
+    let alive = alive.clone();
+    tokio::spawn(async move {
+        serve_session(&registration.holder, conn, client).await;
+        // Counted out (and the connection closed) only now, with what it
+        // lent back in its box; dropped with the task if it never ran.
+        drop(registration);
+        drop(alive);
+    });
+}
+
+/// A connection [`Holder::register`] counted in, counted out when dropped.
+struct Registration {
+    holder: Arc<Holder>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        drop(self.holder.registered(self.id));
     }
 }
 
-/// Serve one connection until the peer leaves or breaks the protocol
-/// (or the holder quiesces for an upgrade).
+/// Serve one connection on this thread until the peer leaves or breaks the
+/// protocol (or the holder quiesces for an upgrade).
 pub fn serve_connection(holder: &Holder, conn: OwnedFd) {
-    let uid = rustix::net::sockopt::socket_peercred(&conn).map_or(u32::MAX, |c| c.uid.as_raw());
-    match holder.register(&conn, uid) {
-        Ok(id) => serve_registered(holder, conn, id),
+    let client = match rustix::net::sockopt::socket_peercred(&conn) {
+        Ok(cred) => Client {
+            uid: cred.uid.as_raw(),
+            pid: cred.pid.as_raw_nonzero().get(),
+        },
+        Err(e) => return tracing::warn!("not serving a connection whose peer is unknown: {e}"),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build();
+    let (runtime, ()) = match (runtime, rustix::io::ioctl_fionbio(&conn, true)) {
+        (Ok(runtime), Ok(())) => (runtime, ()),
+        (Err(e), _) => return tracing::warn!("not serving a connection: {e}"),
+        (_, Err(e)) => return tracing::warn!("not serving a connection: {e}"),
+    };
+    let conn = Arc::new(conn);
+    match holder.register(conn.clone(), client.uid) {
+        Ok(id) => {
+            // Dropped last: the upgrade sees the session end only once what
+            // it lent is back in its box and its connection is closed.
+            let _registered = holder.registered(id);
+            runtime.block_on(serve_session(holder, conn, client));
+        }
         Err(e) => tracing::debug!("not serving a connection: {e}"),
     }
 }
 
-fn serve_registered(holder: &Holder, conn: OwnedFd, id: u64) {
-    // Dropped last: the upgrade sees the session end only once what it
-    // lent is back in its box and its connection is closed.
-    let _registered = holder.registered(id);
-    serve_session(holder, conn);
-}
-
-fn serve_session(holder: &Holder, conn: OwnedFd) {
+async fn serve_session(holder: &Holder, conn: Arc<OwnedFd>, client: Client) {
+    // SAFETY: the AsyncFd holds a reference to the fd, which therefore stays
+    // open and the same until it drops (the holder's other reference is
+    // only ever shut down, never closed before this one goes).
+    let conn = match unsafe { AsyncFd::register(conn) } {
+        Ok(conn) => conn,
+        Err(e) => return tracing::warn!("cannot serve a connection: {e}"),
+    };
     let mut session = Session {
         holder,
-        conn: conn.as_fd(),
+        client,
+        conn: &conn,
         buf: Vec::new(),
         out: Vec::new(),
         staged_put: Vec::new(),
@@ -150,23 +275,27 @@ fn serve_session(holder: &Holder, conn: OwnedFd) {
         lent: None,
         op: None,
     };
-    match session.run() {
+    match session.run().await {
         Ok(()) | Err(SessionEnd::Closed) => tracing::debug!("peer left"),
         Err(SessionEnd::Upgrading) => {
             tracing::debug!("closing a connection: the daemon is upgrading")
         }
         Err(SessionEnd::Protocol(e)) => {
             tracing::warn!("closing a connection that broke the protocol: {e}");
-            session.reply(Status::ProtocolError, Vec::new(), e.to_string());
+            // Once, without waiting: a peer that does not read gets nothing.
+            let frame = Frame::reply(Status::ProtocolError, Vec::new(), e.to_string());
+            frame.encode(&mut session.out);
+            if let Err(e) = transport::send(conn.get_ref().as_fd(), &session.out, &[]) {
+                tracing::debug!("cannot reply: {e}");
+            }
         }
         Err(SessionEnd::Io(e)) => tracing::warn!("connection failed: {e}"),
         Err(SessionEnd::NoHello) => {
             tracing::debug!("closing a connection that sent no HELLO in time")
         }
     }
-    session.give_back_lent();
-    // A batch cut off midway: its fds close with the session.
-    holder.unstage(session.staged_put.len());
+    // `session` drops first: what it lent goes back, what it staged is
+    // counted out; then the connection stops being watched.
 }
 
 /// Why a session ended.
@@ -218,7 +347,9 @@ impl From<ProtocolError> for SessionEnd {
 
 struct Session<'a> {
     holder: &'a Holder,
-    conn: BorrowedFd<'a>,
+    /// Who the peer is (for its shares of the fd budget).
+    client: Client,
+    conn: &'a AsyncFd<Arc<OwnedFd>>,
     buf: Vec<u8>,
     out: Vec<u8>,
     /// Frames of a batch put whose last frame has not arrived (their fds
@@ -237,9 +368,31 @@ struct Session<'a> {
     op: Option<OpGuard<'a>>,
 }
 
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        self.give_back_lent();
+        // A batch cut off midway: its fds close with the session.
+        self.holder.unstage(self.client, self.staged_put.len());
+    }
+}
+
+/// Receive one frame from `conn` into `buf`, waiting for it.
+async fn recv_frame(
+    conn: &AsyncFd<Arc<OwnedFd>>,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<OwnedFd>, RecvError> {
+    loop {
+        let mut ready = conn.readable().await?;
+        match transport::recv(conn.get_ref().as_fd(), buf) {
+            Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+            received => return received,
+        }
+    }
+}
+
 impl<'a> Session<'a> {
-    fn recv(&mut self) -> Result<(Frame, Vec<OwnedFd>), SessionEnd> {
-        match transport::recv(self.conn, &mut self.buf) {
+    async fn recv(&mut self) -> Result<(Frame, Vec<OwnedFd>), SessionEnd> {
+        match recv_frame(self.conn, &mut self.buf).await {
             Ok(fds) => {
                 let frame =
                     Frame::decode_request(&self.buf, fds.len()).map_err(ProtocolError::from)?;
@@ -267,24 +420,17 @@ impl<'a> Session<'a> {
     /// Refuse the batch put under way with `error`: what it staged is
     /// dropped now, and its last frame is answered with `error`.
     fn refuse_batch(&mut self, error: Error) {
-        self.holder.unstage(self.staged_put.len());
+        self.holder.unstage(self.client, self.staged_put.len());
         self.staged_put.clear();
         self.refused_batch.get_or_insert(error);
     }
 
-    fn run(&mut self) -> Result<(), SessionEnd> {
+    async fn run(&mut self) -> Result<(), SessionEnd> {
         // A connection that never says HELLO is dropped: it would hold a
-        // connection slot (and a thread) for nothing.
-        use rustix::net::sockopt::{Timeout, set_socket_timeout};
-        set_socket_timeout(self.conn, Timeout::Recv, Some(self.holder.hello_timeout()))
-            .map_err(|e| SessionEnd::Io(e.into()))?;
-        let (hello, _) = match self.recv() {
-            Err(SessionEnd::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Err(SessionEnd::NoHello);
-            }
-            other => other?,
-        };
-        set_socket_timeout(self.conn, Timeout::Recv, None).map_err(|e| SessionEnd::Io(e.into()))?;
+        // connection slot for nothing.
+        let (hello, _) = tokio::time::timeout(self.holder.hello_timeout(), self.recv())
+            .await
+            .map_err(|_| SessionEnd::NoHello)??;
         if hello.head != Head::Request(Op::Hello) {
             return Err(ProtocolError::NoHello.into());
         }
@@ -292,20 +438,21 @@ impl<'a> Session<'a> {
             return Err(ProtocolError::Version(hello.arg).into());
         }
         let kinds = self.holder.boxes().capabilities().kinds;
-        self.reply(Status::Ok, Vec::new(), wire::hello_detail(kinds));
+        self.reply(Status::Ok, Vec::new(), wire::hello_detail(kinds))
+            .await;
         loop {
-            let (frame, fds) = self.recv()?;
+            let (frame, fds) = self.recv().await?;
             let Head::Request(op) = frame.head else {
                 unreachable!("decode_request")
             };
             if self.lent.is_some() != (op == Op::GetAck) {
                 return Err(ProtocolError::AckExpected(op).into());
             }
-            self.handle(op, frame, fds)?;
+            self.handle(op, frame, fds).await?;
         }
     }
 
-    fn handle(&mut self, op: Op, frame: Frame, fds: Vec<OwnedFd>) -> Result<(), SessionEnd> {
+    async fn handle(&mut self, op: Op, frame: Frame, fds: Vec<OwnedFd>) -> Result<(), SessionEnd> {
         let batching = self.batch_records > 0 || !self.staged_get.is_empty();
         if batching && !matches!(op, Op::Put | Op::Get) {
             return Err(ProtocolError::BatchChanged.into());
@@ -331,7 +478,7 @@ impl<'a> Session<'a> {
                 self.batch_records += frame.records.len();
                 self.check_batch_size(self.batch_records)?;
                 if self.refused_batch.is_none() {
-                    match self.holder.stage(fds.len()) {
+                    match self.holder.stage(self.client, fds.len()) {
                         Ok(()) => self.staged_put.extend(frame.records.into_iter().zip(fds)),
                         Err(e) => self.refuse_batch(e),
                     }
@@ -341,7 +488,7 @@ impl<'a> Session<'a> {
                 }
                 self.batch_records = 0;
                 let staged = std::mem::take(&mut self.staged_put);
-                self.holder.unstage(staged.len());
+                self.holder.unstage(self.client, staged.len());
                 match self.refused_batch.take() {
                     Some(error) => Err(error),
                     None => {
@@ -361,7 +508,7 @@ impl<'a> Session<'a> {
                     return Ok(());
                 }
                 let names = std::mem::take(&mut self.staged_get);
-                let result = self.get(&frame.box_name, names);
+                let result = self.get(&frame.box_name, names).await;
                 if self.lent.is_none() {
                     self.op = None;
                 }
@@ -370,8 +517,11 @@ impl<'a> Session<'a> {
             _ => self.simple(op, &frame.box_name),
         };
         match result {
-            Ok(records) => self.reply_all(records),
-            Err(e) => self.reply(Status::Failed(e.code()), Vec::new(), e.to_string()),
+            Ok(records) => self.reply_all(records).await,
+            Err(e) => {
+                self.reply(Status::Failed(e.code()), Vec::new(), e.to_string())
+                    .await
+            }
         }
         self.op = None;
         Ok(())
@@ -422,10 +572,11 @@ impl<'a> Session<'a> {
                 Ok((name(&record.name)?, handle))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        self.holder.put(&box_name, entries, caller_limit)
+        self.holder
+            .put(self.client, &box_name, entries, caller_limit)
     }
 
-    fn get(&mut self, box_name: &[u8], records: Vec<Record>) -> Result<(), SessionEnd> {
+    async fn get(&mut self, box_name: &[u8], records: Vec<Record>) -> Result<(), SessionEnd> {
         let holder = self.holder;
         let taken = name(box_name).and_then(|box_name| {
             let names = records
@@ -440,7 +591,8 @@ impl<'a> Session<'a> {
         let (id, lent) = match taken {
             Ok(taken) => taken,
             Err(e) => {
-                self.reply(Status::Failed(e.code()), Vec::new(), e.to_string());
+                self.reply(Status::Failed(e.code()), Vec::new(), e.to_string())
+                    .await;
                 return Ok(());
             }
         };
@@ -454,6 +606,7 @@ impl<'a> Session<'a> {
                 &Frame::reply(Status::Ok, Vec::new(), String::new()),
                 &[],
             )
+            .await
             .map_err(SessionEnd::Io)?;
         }
         for (i, chunk) in chunks.into_iter().enumerate() {
@@ -464,7 +617,9 @@ impl<'a> Session<'a> {
             let mut frame = Frame::reply(Status::Ok, records, String::new());
             frame.flags = if i == last { 0 } else { MORE };
             let fds: Vec<BorrowedFd<'_>> = chunk.iter().map(|(_, h)| h.fd()).collect();
-            send_frame(self.conn, &mut self.out, &frame, &fds).map_err(SessionEnd::Io)?;
+            send_frame(self.conn, &mut self.out, &frame, &fds)
+                .await
+                .map_err(SessionEnd::Io)?;
         }
         Ok(())
     }
@@ -476,16 +631,16 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn reply(&mut self, status: Status, records: Vec<Record>, detail: String) {
+    async fn reply(&mut self, status: Status, records: Vec<Record>, detail: String) {
         let frame = Frame::reply(status, records, detail);
-        if let Err(e) = send_frame(self.conn, &mut self.out, &frame, &[]) {
+        if let Err(e) = send_frame(self.conn, &mut self.out, &frame, &[]).await {
             tracing::debug!("cannot reply: {e}");
         }
     }
 
     /// A reply of any length: split into frames of at most
     /// `MAX_FDS_PER_FRAME` records.
-    fn reply_all(&mut self, mut records: Vec<Record>) {
+    async fn reply_all(&mut self, mut records: Vec<Record>) {
         while records.len() > MAX_FDS_PER_FRAME {
             let rest = records.split_off(MAX_FDS_PER_FRAME);
             let mut frame = Frame::reply(
@@ -494,22 +649,32 @@ impl<'a> Session<'a> {
                 String::new(),
             );
             frame.flags = MORE;
-            if send_frame(self.conn, &mut self.out, &frame, &[]).is_err() {
+            if send_frame(self.conn, &mut self.out, &frame, &[])
+                .await
+                .is_err()
+            {
                 return;
             }
         }
-        self.reply(Status::Ok, records, String::new());
+        self.reply(Status::Ok, records, String::new()).await;
     }
 }
 
-fn send_frame(
-    conn: BorrowedFd<'_>,
+/// Send one frame, waiting while the peer's socket is full.
+async fn send_frame(
+    conn: &AsyncFd<Arc<OwnedFd>>,
     out: &mut Vec<u8>,
     frame: &Frame,
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
     frame.encode(out);
-    transport::send(conn, out, fds)
+    loop {
+        let mut ready = conn.writable().await?;
+        match transport::send(conn.get_ref().as_fd(), out, fds) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+            sent => return sent,
+        }
+    }
 }
 
 fn name(bytes: &[u8]) -> Result<Name, Error> {
