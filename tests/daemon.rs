@@ -303,14 +303,22 @@ struct Raw {
 
 impl Raw {
     fn connect(daemon: &Daemon) -> Self {
+        Self::connect_at(&daemon.socket)
+    }
+
+    fn connect_at(socket: &Path) -> Self {
         Self {
-            socket: transport::connect(&daemon.socket).unwrap(),
+            socket: transport::connect(socket).unwrap(),
             buf: Vec::new(),
         }
     }
 
     fn hello(daemon: &Daemon) -> Self {
-        let mut raw = Self::connect(daemon);
+        Self::hello_at(&daemon.socket)
+    }
+
+    fn hello_at(socket: &Path) -> Self {
+        let mut raw = Self::connect_at(socket);
         let mut hello = Frame::request(Op::Hello, "", Vec::new());
         hello.arg = VERSION;
         raw.send(&hello, &[]);
@@ -724,70 +732,98 @@ fn a_stalled_daemon_fails_calls_in_time_instead_of_freezing_the_host() {
     drop(listener);
 }
 
-#[test]
-fn a_daemon_with_few_threads_holds_1000_idle_connections_and_loses_nothing() {
-    use std::os::unix::fs::PermissionsExt as _;
-    if !rustix::process::geteuid().is_root() {
-        panic!("this test runs the daemon as another user: run the tests as root");
-    }
-    // The daemon runs as uid 65534 with at most 100 processes and threads
-    // for that uid (RLIMIT_NPROC does not bind root).
-    let tmp = tempdir("nproc");
-    // Others may pass through (not list) the test's directory to theirs.
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let dir = tmp.join("u");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let nobody = rustix::process::Uid::from_raw(65534);
-    rustix::fs::chown(
-        &dir,
-        Some(nobody),
-        Some(rustix::process::Gid::from_raw(65534)),
-    )
-    .unwrap();
-    let socket = dir.join("fdbox.sock");
-    let log = tmp.join("daemon.log");
-    struct Killed(Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+/// An `fdbox daemon` running as uid 65534 (nobody) in a directory of its
+/// own, under `prlimit LIMITS`, killed when dropped.
+struct NobodyDaemon {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl NobodyDaemon {
+    fn start(tag: &str, limits: &[&str], args: &[&str]) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        if !rustix::process::geteuid().is_root() {
+            panic!("this test runs the daemon as another user: run the tests as root");
         }
-    }
-    let mut daemon = Killed(
-        Command::new("prlimit")
-            .args(["--nproc=100", "--"])
+        let tmp = tempdir(tag);
+        // Others may pass through (not list) the test's directory to theirs.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let dir = tmp.join("u");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        rustix::fs::chown(
+            &dir,
+            Some(rustix::process::Uid::from_raw(65534)),
+            Some(rustix::process::Gid::from_raw(65534)),
+        )
+        .unwrap();
+        let socket = dir.join("fdbox.sock");
+        let log = tmp.join("daemon.log");
+        let child = Command::new("prlimit")
+            .args(limits)
+            .arg("--")
             .arg(FDBOX)
-            .args(["daemon", "--hello-timeout", "60", "--socket"])
+            .arg("daemon")
+            .args(args)
+            .arg("--socket")
             .arg(&socket)
             .env("FDBOX_LOG", "info")
             .stderr(std::fs::File::create(&log).unwrap())
             .uid(65534)
             .gid(65534)
             .spawn()
-            .unwrap(),
-    );
-    let pid = daemon.0.id();
-    let as_nobody = |args: &[&str]| {
+            .unwrap();
+        let daemon = Self {
+            child,
+            socket,
+            log,
+            _dir: tmp,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !daemon.socket.exists() {
+            assert!(Instant::now() < deadline, "{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        daemon
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `fdbox ARGS` as uid 65534, with this daemon's socket.
+    fn fdbox(&self, args: &[&str]) -> Output {
         Command::new(FDBOX)
             .args(args)
-            .env("FDBOX_SOCKET", &socket)
+            .env("FDBOX_SOCKET", &self.socket)
             .env("HOME", "/nonexistent")
             .uid(65534)
             .gid(65534)
             .output()
             .unwrap()
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(10));
     }
-    let out = as_nobody(&[
+}
+
+impl Drop for NobodyDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_daemon_with_few_threads_holds_1000_idle_connections_and_loses_nothing() {
+    // The daemon runs as uid 65534 with at most 100 processes and threads
+    // for that uid (RLIMIT_NPROC does not bind root).
+    let mut nobody = NobodyDaemon::start("nproc", &["--nproc=100"], &["--hello-timeout", "60"]);
+    let (socket, pid) = (nobody.socket.clone(), nobody.pid());
+    let out = nobody.fdbox(&[
         "run",
         "--no-cache",
         "--device",
@@ -825,9 +861,9 @@ fn a_daemon_with_few_threads_holds_1000_idle_connections_and_loses_nothing() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while fds() < 1000 {
         assert!(
-            daemon.0.try_wait().unwrap().is_none(),
+            nobody.child.try_wait().unwrap().is_none(),
             "the daemon died:\n{}",
-            std::fs::read_to_string(&log).unwrap()
+            nobody.log()
         );
         assert!(Instant::now() < deadline, "{} fds in the daemon", fds());
         std::thread::sleep(Duration::from_millis(10));
@@ -835,7 +871,7 @@ fn a_daemon_with_few_threads_holds_1000_idle_connections_and_loses_nothing() {
     let threads = proc_status(pid, "Threads");
     assert!(threads < 8, "{threads} threads");
     // A client is served meanwhile.
-    let out = as_nobody(&["ls"]);
+    let out = nobody.fdbox(&["ls"]);
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("b  (sealed, 1 entries"),
         "{}",
@@ -846,7 +882,7 @@ fn a_daemon_with_few_threads_holds_1000_idle_connections_and_loses_nothing() {
     // The sealed box is still there, served to the next client.
     let deadline = Instant::now() + Duration::from_secs(20);
     let listing = loop {
-        let out = as_nobody(&["ls", "--json"]);
+        let out = nobody.fdbox(&["ls", "--json"]);
         if out.status.success() {
             break String::from_utf8_lossy(&out.stdout).into_owned();
         }
@@ -861,7 +897,7 @@ fn a_daemon_with_few_threads_holds_1000_idle_connections_and_loses_nothing() {
     assert_eq!(boxes[0]["name"], "b", "{listing}");
     assert_eq!(boxes[0]["sealed"], true, "{listing}");
     assert_eq!(boxes[0]["entries"][0]["name"], "x", "{listing}");
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = nobody.log();
     assert!(!text.contains("panicked"), "{text}");
     assert!(!text.contains("refused a connection"), "{text}");
 }
@@ -874,6 +910,12 @@ fn connections_are_capped_and_idle_ones_dropped() {
         &["--max-connections-per-uid", "5", "--hello-timeout", "1"],
     );
     let socket = &daemon.socket;
+    // The connection that saw the daemon listen has left.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !daemon.log().contains("peer left") {
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // Five connections that never say HELLO take every slot of this uid...
     let idle: Vec<_> = (0..5)
         .map(|_| transport::connect(socket).unwrap())
@@ -1144,4 +1186,62 @@ fn one_process_filling_its_fd_share_leaves_room_for_another() {
     assert_eq!(taken.len(), 2);
     a.put_many(&b, batch(107, 2)).unwrap();
     assert_eq!(a.status(&b).unwrap().entries, 107);
+}
+
+#[test]
+fn root_filling_its_uid_share_leaves_room_for_the_daemons_own_user() {
+    // A daemon of uid 65534 with room for 1000 fds (a budget of 430), one
+    // uid allowed half of it (215) and one process all of it.
+    let nobody = NobodyDaemon::start(
+        "uidshare",
+        &["--nofile=1000:1000"],
+        &["--uid-share", "50", "--process-share", "100"],
+    );
+    // Root, its other peer (a raw client: fdbox itself would refuse a
+    // daemon of another user), fills root's share...
+    let mut raw = Raw::hello_at(&nobody.socket);
+    raw.send(&Frame::request(Op::Create, "root", Vec::new()), &[]);
+    assert_eq!(raw.recv().0.head, Head::Reply(Status::Ok));
+    let put = |raw: &mut Raw, from: usize, n: usize| {
+        let handles: Vec<Handle> = (0..n).map(|_| memfd("r")).collect();
+        let records = (from..from + n)
+            .map(|i| put_record(&format!("e{i}")))
+            .collect();
+        let fds: Vec<_> = handles.iter().map(Handle::fd).collect();
+        raw.send(&Frame::request(Op::Put, "root", records), &fds);
+        raw.recv().0
+    };
+    assert_eq!(put(&mut raw, 0, 215).head, Head::Reply(Status::Ok));
+    // ...and is refused past it, with the budget named.
+    let refused = put(&mut raw, 215, 1);
+    assert_eq!(
+        refused.head,
+        Head::Reply(Status::Failed(fdbox_host::ErrorCode::QuotaExceeded))
+    );
+    assert!(
+        refused.detail.contains("uid 0 has 215 fds") && refused.detail.contains("--uid-share"),
+        "{}",
+        refused.detail
+    );
+    // The daemon's own user still gets its put through.
+    let out = nobody.fdbox(&[
+        "run",
+        "--no-cache",
+        "--device",
+        "daemon",
+        "--box",
+        "b",
+        fdbox_guest_artifacts::PROBE,
+        "--",
+        "create",
+        "b",
+        "put-memfd",
+        "b",
+        "x",
+        "mine",
+        "get",
+        "b",
+        "x",
+    ]);
+    assert_eq!(lines(&out), ["OK", "OK", "OK mine"], "{}", nobody.log());
 }
