@@ -88,7 +88,7 @@ impl Daemon {
     }
 
     /// Wait until the daemon's fd count is back to `expected` (a closed
-    /// connection's thread needs a moment to notice and finish).
+    /// connection's session needs a moment to notice and finish).
     fn settles_at(&self, expected: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {

@@ -850,14 +850,21 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
 
-/// The holder daemon, as `fdbox daemon` runs it.
+/// The holder daemon, as `fdbox daemon` runs it (but for the shares).
 fn daemon_role() {
     let listener = transport::listen(Path::new(&env(SOCKET_ENV))).unwrap();
     let nofile = rustix::process::getrlimit(Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
     println!("ready {nofile}");
-    fdbox_host::daemon::serve(&Holder::new(Limits::from_rlimit()), listener).unwrap();
+    // One client fills the budget here (measurement 3): no per-client
+    // shares.
+    let limits = Limits {
+        uid_share_percent: 100,
+        process_share_percent: 100,
+        ..Limits::from_rlimit()
+    };
+    fdbox_host::daemon::serve(&Holder::new(limits), listener).unwrap();
 }
 
 /// `n` memfds named `e0`..., each holding its index.

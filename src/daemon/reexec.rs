@@ -178,9 +178,11 @@ impl Upgrade {
 /// those numbers before, to put back if the exec fails.
 ///
 /// This deliberately replaces fds owned elsewhere in the process (whatever
-/// had those numbers), which is only sound because every other thread is
-/// idle (the holder is quiesced and nothing else runs), and because
-/// dropping this puts everything back before anyone uses them.
+/// had those numbers), which is only sound because no other thread runs:
+/// the holder is quiesced, and the event loop that served it is gone with
+/// every fd it had (`Holder::quiesce` waits for it, and `serve_until`
+/// returned), and because dropping this puts everything back before anyone
+/// uses them.
 struct Placed {
     /// For each number from `LISTEN_FDS_START`: a close-on-exec copy of
     /// what was there, with whether it was close-on-exec.
