@@ -1245,3 +1245,58 @@ fn root_filling_its_uid_share_leaves_room_for_the_daemons_own_user() {
     ]);
     assert_eq!(lines(&out), ["OK", "OK", "OK mine"], "{}", nobody.log());
 }
+
+#[test]
+fn a_daemon_out_of_fds_pauses_accepting_and_serves_on() {
+    // Room for 600 fds and connection limits past it: accepting runs out
+    // of fds (EMFILE) with connections still waiting in the backlog.
+    let mut daemon = Daemon::start_with(
+        "emfile",
+        &["prlimit", "--nofile=600:600", "--"],
+        &[
+            "--max-connections",
+            "2000",
+            "--max-connections-per-uid",
+            "2000",
+            "--hello-timeout",
+            "60",
+        ],
+    );
+    let d = daemon.device();
+    d.create_box(&name("b")).unwrap();
+    d.put(&name("b"), &name("x"), memfd("kept")).unwrap();
+    let idle: Vec<_> = (0..650)
+        .map(|_| transport::connect(&daemon.socket).unwrap())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !daemon
+        .log()
+        .contains("out of fds: cannot accept a connection")
+    {
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The connection it serves goes on being served, promptly.
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert_eq!(d.status(&name("b")).unwrap().entries, 1);
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(500), "{took:?}");
+    }
+    assert!(daemon.alive());
+    drop(idle);
+    // New clients are served again, and nothing was lost.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let again = loop {
+        if let Ok(device) = DaemonDevice::connect(&daemon.socket) {
+            break device;
+        }
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(content(again.get(&name("b"), &name("x")).unwrap()), "kept");
+    // Logged once per interval, not once per attempt.
+    let log = daemon.log();
+    assert!(log.matches("out of fds").count() < 5, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
