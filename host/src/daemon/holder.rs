@@ -46,8 +46,8 @@ pub struct Limits {
     /// batches), less one per connection served: below RLIMIT_NOFILE, so a
     /// put is refused with quota-exceeded before the kernel would drop fds.
     pub max_held_fds: usize,
-    /// Percent of `max_held_fds` the peers of one uid may have
-    /// ([`super::budget`]).
+    /// Percent of `max_held_fds` the peers of one uid may have (the held
+    /// and staged fds they put; see `budget.rs`).
     pub uid_share_percent: usize,
     /// Percent of `max_held_fds` one peer process may have.
     pub process_share_percent: usize,
@@ -606,9 +606,10 @@ impl Holder {
     }
 
     /// Let every op in flight finish, close every connection, and wait for
-    /// their sessions to end (what they lent goes back into its box), all
+    /// their sessions to end (what they lent goes back into its box) and
+    /// for the event loop that served them to be gone with its fds, all
     /// within about twice `patience`. Call it from the thread that ran
-    /// [`Holder::serve_until`], once that returned: no connection is
+    /// [`super::serve_until`], once that returned: no connection is
     /// accepted meanwhile. A peer whose request was cut off this way finds
     /// its connection closed before any reply, and may send it again.
     pub fn quiesce(&self, patience: Duration) -> Result<Quiesced<'_>, QuiesceError> {
