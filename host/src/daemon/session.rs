@@ -30,6 +30,9 @@ use tokio::sync::mpsc;
 /// How often [`serve_until`] looks at its stop flag when no peer connects.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
+/// The most buffer space a connection keeps between requests.
+const IDLE_BUFFER: usize = 4096;
+
 /// Connections accepted in a row before the sessions get a turn.
 const ACCEPT_BURST: usize = 64;
 
@@ -449,6 +452,13 @@ impl<'a> Session<'a> {
                 return Err(ProtocolError::AckExpected(op).into());
             }
             self.handle(op, frame, fds).await?;
+            // An idle connection keeps no large buffer (a frame may be 64
+            // KiB, and there may be thousands of connections).
+            for buf in [&mut self.buf, &mut self.out] {
+                if buf.capacity() > IDLE_BUFFER {
+                    *buf = Vec::new();
+                }
+            }
         }
     }
 
