@@ -2,10 +2,12 @@
 //!
 //! Every fd the daemon holds for its peers counts against the budget
 //! ([`super::Limits::max_held_fds`]): fds held in boxes (lent ones
-//! included, until the peer acknowledges them), fds of batches whose last
-//! frame has not come yet, and one per connection served (connections are
-//! capped at three quarters of the budget by default, so a flood of them
-//! leaves a quarter for boxes). Each held or staged fd also counts against the client that
+//! included, until the peer acknowledges them) and fds of batches whose
+//! last frame has not come yet. With one fd per connection served, they
+//! must also fit in the fds the daemon may open
+//! ([`super::Limits::max_open_fds`]; connections are capped at three
+//! quarters of those by default, so a flood of them leaves a quarter for
+//! boxes). Each held or staged fd also counts against the client that
 //! sent it, identified by SO_PEERCRED when it connected:
 //!
 //! - its uid may have at most [`super::Limits::uid_share_percent`] of the
@@ -40,6 +42,8 @@ pub struct Client {
 pub(super) struct Shares {
     /// The whole budget.
     pub max: usize,
+    /// The fds the daemon may open for its peers, connections included.
+    pub open: usize,
     /// Percent of it one uid may have.
     pub uid_percent: usize,
     /// Percent of it one process may have.
@@ -73,8 +77,8 @@ impl Budget {
     }
 
     /// Whether `count` more fds of `client` fit: in its process's share, its
-    /// uid's, and the daemon's budget less the fds of its `connections`
-    /// (the first one full is named).
+    /// uid's, the daemon's budget, and the fds it may open beside those of
+    /// its `connections` (the first one full is named).
     pub fn check(
         &self,
         client: Option<Client>,
@@ -100,9 +104,16 @@ impl Budget {
                 )));
             }
         }
-        if self.held + self.staged + connections + count > max {
+        if self.held + self.staged + count > max {
             return Err(Error::QuotaExceeded(format!(
-                "the daemon holds {} fds, {} more in unfinished batches and {connections} connections, and {count} more would pass its fd budget, {max} (its RLIMIT_NOFILE less headroom); delete boxes, or raise the daemon's LimitNOFILE",
+                "the daemon holds {} fds and {} more in unfinished batches, and {count} more would pass its fd budget, {max} (its RLIMIT_NOFILE less headroom, or systemd's FileDescriptorStoreMax); delete boxes, or raise the daemon's LimitNOFILE",
+                self.held, self.staged
+            )));
+        }
+        let open = self.shares.open;
+        if self.held + self.staged + connections + count > open {
+            return Err(Error::QuotaExceeded(format!(
+                "the daemon holds {} fds, {} more in unfinished batches and {connections} connections, and {count} more would pass the fds it may open, {open} (its RLIMIT_NOFILE less headroom); close idle connections or delete boxes, or raise the daemon's LimitNOFILE",
                 self.held, self.staged
             )));
         }
@@ -181,6 +192,7 @@ mod tests {
     fn budget() -> Budget {
         Budget::new(Shares {
             max: 100,
+            open: 100,
             uid_percent: 75,
             process_percent: 25,
         })

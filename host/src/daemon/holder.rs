@@ -43,9 +43,13 @@ pub struct Limits {
     /// Most entries in one box.
     pub max_entries_per_box: usize,
     /// Most fds the daemon holds in boxes at once (and in unfinished
-    /// batches), less one per connection served: below RLIMIT_NOFILE, so a
-    /// put is refused with quota-exceeded before the kernel would drop fds.
+    /// batches): at most `max_open_fds` (and at most what systemd's fd
+    /// store keeps, under systemd).
     pub max_held_fds: usize,
+    /// Most fds the daemon has open for its peers, held ones and one per
+    /// connection together: its RLIMIT_NOFILE less headroom, so a put is
+    /// refused with quota-exceeded before the kernel would drop fds.
+    pub max_open_fds: usize,
     /// Percent of `max_held_fds` the peers of one uid may have (the held
     /// and staged fds they put; see `budget.rs`).
     pub uid_share_percent: usize,
@@ -104,6 +108,7 @@ impl Limits {
             max_boxes: Self::DEFAULT_MAX_BOXES,
             max_entries_per_box: Self::DEFAULT_MAX_ENTRIES_PER_BOX,
             max_held_fds,
+            max_open_fds: max_held_fds,
             uid_share_percent: if rustix::process::geteuid().is_root() {
                 100
             } else {
@@ -121,6 +126,7 @@ impl Limits {
     fn shares(&self) -> Shares {
         Shares {
             max: self.max_held_fds,
+            open: self.max_open_fds,
             uid_percent: self.uid_share_percent,
             process_percent: self.process_share_percent,
         }
