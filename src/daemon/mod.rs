@@ -46,8 +46,8 @@ pub struct DaemonArgs {
     max_entries_per_box: usize,
 
     /// Most connections served at once, all peers together (more are
-    /// refused, logged once per 10 s); each takes one fd from the fd
-    /// budget [default: a quarter of RLIMIT_NOFILE, at most 16384]
+    /// refused, logged once per 10 s); each takes one of the daemon's fds
+    /// [default: three quarters of RLIMIT_NOFILE less 570, at most 16384]
     #[arg(long, allow_negative_numbers = true, value_parser = crate::numbers::count::<usize>)]
     max_connections: Option<usize>,
 
