@@ -236,14 +236,17 @@ pub fn serve_connection(holder: &Holder, conn: OwnedFd) {
         },
         Err(e) => return tracing::warn!("not serving a connection whose peer is unknown: {e}"),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build();
-    let (runtime, ()) = match (runtime, rustix::io::ioctl_fionbio(&conn, true)) {
-        (Ok(runtime), Ok(())) => (runtime, ()),
-        (Err(e), _) => return tracing::warn!("not serving a connection: {e}"),
-        (_, Err(e)) => return tracing::warn!("not serving a connection: {e}"),
+    let runtime = rustix::io::ioctl_fionbio(&conn, true)
+        .map_err(io::Error::from)
+        .and_then(|()| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+        });
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => return tracing::warn!("not serving a connection: {e}"),
     };
     let conn = Arc::new(conn);
     match holder.register(conn.clone(), client.uid) {
