@@ -1,6 +1,8 @@
-//! What the command guests (`counter`, `boxed-file`, `probe`, `kv-service`)
-//! share: the bindings for the world `fdbox:examples/command-guest`, and small
-//! helpers around `wasi:filesystem` descriptors and fdbox boxes.
+//! What the command guests (`counter`, `boxed-file`, `probe`, `kv-service`,
+//! `resp-service`) share: the bindings for the world
+//! `fdbox:examples/command-guest`, small helpers around `wasi:filesystem`
+//! descriptors and fdbox boxes, and ([`service`]) the hand-over of a TCP
+//! service, written once for every service guest.
 //!
 //! The bindings are generated here once, not in each guest: every guest then
 //! uses the very same `descriptor` and `box` types, and a change to the WIT
@@ -36,6 +38,8 @@ mod bindings {
 /// lifecycle, types}` for fdbox, and `wasi::*` for the WASI interfaces the
 /// world imports.
 pub use bindings::{fdbox, wasi};
+
+pub mod service;
 
 use fdbox::fdbox::{boxes, types};
 use wasi::filesystem::preopens;

@@ -6,7 +6,9 @@
 //! then in one fdbox box: the listening socket, every open connection (with
 //! the input the service has not read still in the kernel's socket buffer),
 //! the key/value map, and for each connection what the socket cannot carry
-//! (its request count and the start of a line it has not finished).
+//! (its request count and the start of a line it has not finished). The
+//! hand-over is `fdbox_guest::service`'s, which `resp-service` shares; this
+//! crate adds the protocol and the map.
 //!
 //! The binaries are thin: `kv-v1` and `kv-v2` call [`main`] with their
 //! [`Version`], `kv-broken` traps before it starts. The protocol itself is
@@ -14,20 +16,11 @@
 //!
 //! # Configuration
 //!
-//! - The box is named by the environment variable `KV_BOX` (default `kv`):
-//!   grant it with `fdbox serve --box kv`.
-//! - The listener is the host's grant `main` (`fdbox serve --listen
-//!   main=127.0.0.1:PORT`).
-//! - `KV_STUBBORN=spin` makes the service misbehave for the host's tests:
-//!   asked to hand over, it computes forever instead (without a single
-//!   host call), so only the host's deadline (epoch interruption) stops it.
-//! - `KV_HOARD=memory-files`, `files` or `memory-files,files` makes it
-//!   hostile in another way, for the host's tests: once it has accepted its
-//!   first connection, it creates memory files (`memory-files.create`), then
-//!   opens its first preopened directory (`fdbox serve --dir`) again and
-//!   again through `wasi:filesystem`, until the host refuses one, holds them
-//!   all while it serves, and says on stderr how many it got and why the
-//!   next one failed. It lets them go when asked to hand over.
+//! The box is named by the environment variable `KV_BOX` (default `kv`):
+//! grant it with `fdbox serve --box kv`; the listener is the host's grant
+//! `main` (`fdbox serve --listen main=127.0.0.1:PORT`). `KV_STUBBORN` and
+//! `KV_HOARD` make it misbehave for the host's tests (see
+//! `fdbox_guest::service`).
 //!
 //! # Protocol
 //!
@@ -53,74 +46,33 @@
 //!
 //! # What the box holds between two instances
 //!
+//! What `fdbox_guest::service` boxes (the listener, `conn-<id>` each, and
+//! `connections`, in which a connection's state is its request count), and:
+//!
 //! | entry         | kind           | content                                              |
 //! |---------------|----------------|------------------------------------------------------|
-//! | `listener`    | tcp-listener   | the listening socket                                 |
-//! | `conn-<id>`   | tcp-connection | one open connection each                             |
-//! | `connections` | memory file    | one line per boxed connection: `<id> <count> <hex>`, `<hex>` the bytes of its unfinished line (maybe empty) |
 //! | `state`       | memory file    | one line per key: `<hex key> <hex value>`            |
 //!
-//! Hex keeps every byte of a key, value or partial line safe in a
-//! line-and-space format.
-//!
-//! # Start and hand-over
-//!
-//! At start the service opens (or creates) the box, unseals it if sealed,
-//! takes the listener (or, on the very first start, asks the host for the
-//! grant `main`), the state, and every connection, then calls
-//! `lifecycle.ready`: from then on the host counts the upgrade as done. An
-//! entry a crashed instance left behind unsealed is taken the same way, and
-//! a `conn-<id>` that `connections` does not list is resumed with a count
-//! of 0 and no partial line.
-//!
-//! It then waits with `wasi:io/poll.poll` on the lifecycle, the listener and
-//! every connection. It answers with `blocking-write-and-flush`: a peer that
-//! sends much and reads nothing stalls the whole service (this is an
-//! example, not a hardened server). When the host asks for an upgrade or a stop, it flushes
-//! and drops each connection's streams, boxes each connection, writes and
-//! boxes `connections` and `state`, boxes the listener, seals the box, calls
-//! `lifecycle.handed-over` and returns from `main`.
+//! Hex keeps every byte of a key or value safe in a line-and-space format.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use fdbox_guest::fdbox::fdbox::sockets::{self, TcpConnection, TcpListener};
-use fdbox_guest::fdbox::fdbox::{boxes, lifecycle, memory_files, types};
-use fdbox_guest::wasi::filesystem::types as fs;
-use fdbox_guest::wasi::io::poll::{self, Pollable};
-use fdbox_guest::wasi::io::streams::{InputStream, OutputStream, StreamError};
-use fdbox_guest::{open_or_create, read_to_end, write_all};
+use fdbox_guest::fdbox::fdbox::boxes;
+use fdbox_guest::service::{
+    self, Answered, Failure, Protocol, Taken, hex, memory_file, read_memory_file, unhex,
+};
 
 /// The environment variable that names the box.
 pub const BOX_ENV: &str = "KV_BOX";
-/// Set to `spin` to ignore hand-over requests (see the crate docs).
-pub const STUBBORN_ENV: &str = "KV_STUBBORN";
-/// Set to what to hoard (see the crate docs).
-pub const HOARD_ENV: &str = "KV_HOARD";
 /// The box used when [`BOX_ENV`] is not set.
 pub const DEFAULT_BOX: &str = "kv";
-/// The host's listener grant (`fdbox serve --listen main=ADDR`).
-pub const LISTENER_GRANT: &str = "main";
 
-/// Box entry of the listening socket.
-const LISTENER: &str = "listener";
 /// Box entry of the memory file with the key/value map.
 const STATE: &str = "state";
-/// Box entry of the memory file that lists the boxed connections.
-const CONNECTIONS: &str = "connections";
-/// Prefix of a boxed connection's entry; the connection's id follows.
-const CONN_PREFIX: &str = "conn-";
 
 /// The longest unfinished line a connection may hold, in bytes.
 pub const MAX_LINE: usize = 64 * 1024;
-/// How much one `input-stream.read` asks for.
-const READ_CHUNK: u64 = 64 * 1024;
-/// Reads per connection per wake-up, so one busy peer cannot starve the
-/// others: what is left is read after the next `poll`.
-const READS_PER_WAKEUP: usize = 4;
-/// The most `blocking-write-and-flush` accepts in one call (WASI: 4096).
-const WRITE_CHUNK: usize = 4096;
 
 /// The protocol version a binary speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,13 +87,7 @@ pub enum Version {
 /// over, hands over. Exits 0 after a hand-over, 1 (with a message on
 /// stderr) if taking over or handing over failed.
 pub fn main(version: Version) -> ExitCode {
-    match Service::take_over(version).and_then(Service::serve) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("kv-service: {failure}");
-            ExitCode::FAILURE
-        }
-    }
+    service::main(|taken| Kv::take_over(version, taken))
 }
 
 /// The key/value map.
@@ -189,422 +135,68 @@ pub fn respond(version: Version, store: &mut Store, count: u64, line: &[u8]) -> 
     response
 }
 
-/// A running instance: the box, the listener, the map and the connections.
-struct Service {
+/// The kv protocol and its map, as `fdbox_guest::service` runs it.
+struct Kv {
     version: Version,
-    bx: boxes::Box,
-    listener: TcpListener,
     store: Store,
-    conns: Vec<Conn>,
-    /// The id the next accepted connection gets.
-    next_id: u64,
-    /// What it hoards ([`HOARD_ENV`]), once it has accepted a connection.
-    hoard: Option<Hoard>,
 }
 
-/// Host resources held for nothing but to hold them ([`HOARD_ENV`]).
-#[derive(Default)]
-struct Hoard {
-    _memory_files: Vec<fs::Descriptor>,
-    _files: Vec<fs::Descriptor>,
-}
-
-impl Hoard {
-    /// The most of each kind it takes, should the host set no limit.
-    const MOST: usize = 1 << 20;
-
-    /// Take what [`HOARD_ENV`] asks for, as much as the host gives.
-    fn take() -> Hoard {
-        let what = std::env::var(HOARD_ENV).unwrap_or_default();
-        let mut hoard = Hoard::default();
-        if what.split(',').any(|w| w == "memory-files") {
-            let why = loop {
-                if hoard._memory_files.len() == Self::MOST {
-                    break "none".to_string();
-                }
-                match memory_files::create("hoard") {
-                    Ok(fd) => hoard._memory_files.push(fd),
-                    Err(code) => break code.name().to_string(),
-                }
-            };
-            eprintln!(
-                "kv-service: hoarding {} memory files; the next create failed: {why}",
-                hoard._memory_files.len()
-            );
-        }
-        if what.split(',').any(|w| w == "files") {
-            let dirs = fdbox_guest::wasi::filesystem::preopens::get_directories();
-            let why = match dirs.first() {
-                None => "no preopened directory".to_string(),
-                Some((dir, _)) => loop {
-                    if hoard._files.len() == Self::MOST {
-                        break "none".to_string();
-                    }
-                    match dir.open_at(
-                        fs::PathFlags::empty(),
-                        ".",
-                        fs::OpenFlags::DIRECTORY,
-                        fs::DescriptorFlags::READ,
-                    ) {
-                        Ok(fd) => hoard._files.push(fd),
-                        Err(code) => break code.name().to_string(),
-                    }
-                },
-            };
-            eprintln!(
-                "kv-service: hoarding {} files; the next open failed: {why}",
-                hoard._files.len()
-            );
-        }
-        hoard
-    }
-}
-
-/// One open connection and what the socket does not carry itself.
-///
-/// Fields drop in declaration order: the pollable and the streams (children
-/// of the connection resource) before the connection.
-struct Conn {
-    ready: Pollable,
-    input: InputStream,
-    output: OutputStream,
-    tcp: TcpConnection,
-    id: u64,
-    /// Requests answered on this connection, across instances.
-    count: u64,
-    /// Bytes read after the last complete line.
-    partial: Vec<u8>,
-}
-
-impl Conn {
-    fn new(tcp: TcpConnection, id: u64, count: u64, partial: Vec<u8>) -> Result<Self, Failure> {
-        let (input, output) = tcp.streams().or_fail("connection streams")?;
-        Ok(Conn {
-            ready: tcp.subscribe(),
-            input,
-            output,
-            tcp,
-            id,
-            count,
-            partial,
-        })
-    }
-
-    /// Reads what is waiting, answers every complete line, keeps the rest.
-    /// Returns whether the connection stays open.
-    fn serve(&mut self, version: Version, store: &mut Store) -> bool {
-        let mut open = true;
-        for _ in 0..READS_PER_WAKEUP {
-            match self.input.read(READ_CHUNK) {
-                Ok(bytes) if bytes.is_empty() => break,
-                Ok(bytes) => self.partial.extend_from_slice(&bytes),
-                // The peer closed (or the socket broke): still answer what
-                // it sent, in case it only shut down its sending side.
-                Err(StreamError::Closed | StreamError::LastOperationFailed(_)) => {
-                    open = false;
-                    break;
-                }
-            }
-        }
-        let mut out = String::new();
-        let mut start = 0;
-        while let Some(end) = self.partial[start..].iter().position(|&b| b == b'\n') {
-            self.count += 1;
-            out += &respond(
-                version,
-                store,
-                self.count,
-                &self.partial[start..start + end],
-            );
-            start += end + 1;
-        }
-        self.partial.drain(..start);
-        if self.partial.len() > MAX_LINE {
-            out += "ERR line too long\n";
-            open = false;
-        }
-        self.write(out.as_bytes()) && open
-    }
-
-    /// Writes and flushes `bytes`, blocking; false if the connection broke.
-    fn write(&self, bytes: &[u8]) -> bool {
-        bytes
-            .chunks(WRITE_CHUNK)
-            .all(|chunk| self.output.blocking_write_and_flush(chunk).is_ok())
-    }
-}
-
-impl Service {
-    /// Takes everything the previous instance boxed (or starts afresh), then
-    /// tells the host this instance is ready.
-    fn take_over(version: Version) -> Result<Self, Failure> {
-        let box_name = std::env::var(BOX_ENV).unwrap_or_else(|_| DEFAULT_BOX.to_string());
-        let bx = open_or_create(&box_name).map_err(|e| Failure(e.to_string()))?;
-        if bx.is_sealed().or_fail("is-sealed")? {
-            bx.unseal().or_fail("unseal")?;
-        }
-
-        // Everything in one request (one round trip to a holder daemon):
-        // what is in the box, then all of it.
-        let present: Vec<String> = bx
-            .entries()
-            .or_fail("entries")?
-            .iter()
-            .map(|e| e.name())
-            .collect();
-        let handles = if present.is_empty() {
-            Vec::new()
-        } else {
-            bx.get_handles(&present).or_fail("get-handles")?
-        };
-        let mut taken: HashMap<String, boxes::Handle> = present.into_iter().zip(handles).collect();
-
-        let listener = match taken.remove(LISTENER) {
-            Some(boxes::Handle::TcpListener(listener)) => listener,
-            Some(_) => return Err(Failure::wrong_kind(LISTENER)),
-            None => sockets::listener(LISTENER_GRANT).map_err(|code| match code {
-                types::ErrorCode::AccessDenied => Failure(format!(
-                    "listener {LISTENER_GRANT:?} failed: access-denied (the host granted no \
-                     listener of that name: run it with fdbox serve --listen \
-                     {LISTENER_GRANT}=ADDR)"
-                )),
-                code => Failure::code("listener", code.name()),
-            })?,
-        };
+impl Kv {
+    fn take_over(version: Version, taken: &mut Taken) -> Result<Self, Failure> {
         let store = match read_memory_file(taken.remove(STATE), STATE)? {
             Some(bytes) => decode_state(&bytes).ok_or(Failure::corrupt(STATE))?,
             None => Store::new(),
         };
-        let listed = match read_memory_file(taken.remove(CONNECTIONS), CONNECTIONS)? {
-            Some(bytes) => decode_connections(&bytes).ok_or(Failure::corrupt(CONNECTIONS))?,
-            None => Vec::new(),
-        };
-        let mut conns = Vec::new();
-        for saved in listed {
-            let name = format!("{CONN_PREFIX}{}", saved.id);
-            match taken.remove(&name) {
-                Some(boxes::Handle::TcpConnection(tcp)) => {
-                    conns.push(Conn::new(tcp, saved.id, saved.count, saved.partial)?)
-                }
-                Some(_) => return Err(Failure::wrong_kind(&name)),
-                None => eprintln!(
-                    "kv-service: connection {} is listed but not boxed",
-                    saved.id
-                ),
-            }
-        }
-        // Connections boxed by an instance that died before it wrote
-        // `connections`: resumed without their count and partial line.
-        for (name, handle) in taken {
-            let id = name
-                .strip_prefix(CONN_PREFIX)
-                .and_then(|id| id.parse().ok());
-            match (id, handle) {
-                (Some(id), boxes::Handle::TcpConnection(tcp)) => {
-                    conns.push(Conn::new(tcp, id, 0, Vec::new())?)
-                }
-                _ => eprintln!("kv-service: entry {name:?} is not one of this service's; dropped"),
-            }
-        }
-
-        let next_id = conns.iter().map(|c| c.id + 1).max().unwrap_or(0);
-        lifecycle::ready();
-        Ok(Service {
-            version,
-            bx,
-            listener,
-            store,
-            conns,
-            next_id,
-            hoard: None,
-        })
+        Ok(Kv { version, store })
     }
+}
 
-    /// Serves until the host asks for a hand-over, then hands over.
-    fn serve(mut self) -> Result<(), Failure> {
-        let request = {
-            let asked = lifecycle::subscribe();
-            let incoming = self.listener.subscribe();
-            loop {
-                let mut waiting: Vec<&Pollable> = vec![&asked, &incoming];
-                waiting.extend(self.conns.iter().map(|c| &c.ready));
-                let ready = poll::poll(&waiting);
-                drop(waiting);
+impl Protocol for Kv {
+    const NAME: &'static str = "kv-service";
+    const ENV_PREFIX: &'static str = "KV";
+    const DEFAULT_BOX: &'static str = DEFAULT_BOX;
+    /// The requests answered on the connection, across instances.
+    type ConnState = u64;
 
-                // Input nobody has read stays in the sockets, so handing over
-                // at once loses nothing.
-                if ready.contains(&0) {
-                    match lifecycle::requested() {
-                        lifecycle::Request::None => {}
-                        request if std::env::var(STUBBORN_ENV).as_deref() == Ok("spin") => {
-                            eprintln!("kv-service: asked for {request:?}; spinning instead");
-                            spin()
-                        }
-                        request => break request,
-                    }
-                }
-                let mut closed = Vec::new();
-                for &index in &ready {
-                    match index {
-                        0 => {}
-                        1 => self.accept_all()?,
-                        n => {
-                            let conn = &mut self.conns[n as usize - 2];
-                            if !conn.serve(self.version, &mut self.store) {
-                                closed.push(conn.id);
-                            }
-                        }
-                    }
-                }
-                self.conns.retain(|c| !closed.contains(&c.id));
-            }
-            // `asked` and `incoming` drop here: `incoming` is a child of the
-            // listener, which is boxed next.
-        };
-        eprintln!(
-            "kv-service: handing over ({request:?}) with {} connections",
-            self.conns.len()
-        );
-        self.hoard = None;
-        self.hand_over()
-    }
-
-    /// Accepts every connection that is waiting.
-    fn accept_all(&mut self) -> Result<(), Failure> {
-        loop {
-            match self.listener.accept() {
-                Ok(Some(tcp)) => {
-                    let conn = Conn::new(tcp, self.next_id, 0, Vec::new())?;
-                    self.next_id += 1;
-                    self.conns.push(conn);
-                    if self.hoard.is_none() {
-                        self.hoard = Some(Hoard::take());
-                    }
-                }
-                Ok(None) => return Ok(()),
-                // Out of fds: the connection waits in the backlog; serve the
-                // others meanwhile.
-                Err(types::ErrorCode::QuotaExceeded) => {
-                    eprintln!("kv-service: accept: quota-exceeded");
-                    return Ok(());
-                }
-                Err(code) => return Err(Failure::code("accept", code.name())),
-            }
-        }
-    }
-
-    /// Boxes the connections, `connections`, `state` and the listener, seals
-    /// the box and tells the host.
-    fn hand_over(self) -> Result<(), Failure> {
-        let Service {
-            bx,
-            listener,
-            store,
-            conns,
-            ..
-        } = self;
-        let mut listing = String::new();
-        let mut batch = Vec::with_capacity(conns.len() + 3);
-        for conn in conns {
-            let Conn {
-                ready,
-                input,
-                output,
-                tcp,
-                id,
-                count,
-                partial,
-            } = conn;
-            drop(ready);
-            // Everything written must be on the socket before it is boxed.
-            let _ = output.blocking_flush();
-            drop(output);
-            drop(input);
-            listing += &format!("{id} {count} {}\n", hex(&partial));
-            batch.push((
-                format!("{CONN_PREFIX}{id}"),
-                boxes::Handle::TcpConnection(tcp),
-            ));
-        }
-        batch.push((
-            CONNECTIONS.to_string(),
-            memory_file(CONNECTIONS, listing.as_bytes())?,
-        ));
-        batch.push((
-            STATE.to_string(),
-            memory_file(STATE, encode_state(&store).as_bytes())?,
-        ));
-        batch.push((LISTENER.to_string(), boxes::Handle::TcpListener(listener)));
-        // One request for everything (one round trip to a holder daemon).
-        // Should the batch be refused, each handle is tried alone, so what
-        // can be kept is kept.
-        let names: Vec<String> = batch.iter().map(|(name, _)| name.clone()).collect();
-        if let Err(refused) = bx.put_handles(batch) {
-            eprintln!(
-                "kv-service: put-handles refused ({}); putting one by one",
-                refused.code.name()
+    /// Answers every complete line; a line longer than [`MAX_LINE`] gets
+    /// `ERR line too long` and closes the connection.
+    fn answer(&mut self, count: &mut u64, input: &[u8], out: &mut Vec<u8>) -> Answered {
+        let mut start = 0;
+        while let Some(end) = input[start..].iter().position(|&b| b == b'\n') {
+            *count += 1;
+            let response = respond(
+                self.version,
+                &mut self.store,
+                *count,
+                &input[start..start + end],
             );
-            for (name, handle) in names.into_iter().zip(refused.handles) {
-                if let Err(refused) = bx.put_handle(&name, handle) {
-                    // The handle comes back and closes when it drops here;
-                    // a peer sees its connection close, nothing is silently
-                    // kept half-open.
-                    eprintln!("kv-service: put {name} failed: {}", refused.code.name());
-                }
-            }
+            out.extend_from_slice(response.as_bytes());
+            start += end + 1;
         }
-        bx.seal().or_fail("seal")?;
-        lifecycle::handed_over();
-        Ok(())
-    }
-}
-
-/// Compute forever, never calling the host: what only epoch interruption
-/// can stop.
-fn spin() -> ! {
-    let mut x: u64 = 1;
-    loop {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-    }
-}
-
-/// The content of a memory file the previous instance boxed, or `None` if
-/// it boxed none.
-fn read_memory_file(handle: Option<boxes::Handle>, name: &str) -> Result<Option<Vec<u8>>, Failure> {
-    match handle {
-        Some(boxes::Handle::Descriptor(fd)) => {
-            Ok(Some(read_to_end(&fd, 0).or_fail("read memory file")?))
+        let close = input.len() - start > MAX_LINE;
+        if close {
+            out.extend_from_slice(b"ERR line too long\n");
         }
-        Some(_) => Err(Failure::wrong_kind(name)),
-        None => Ok(None),
+        Answered {
+            consumed: start,
+            close,
+        }
     }
-}
 
-/// A new memory file holding `content`, as a handle to box.
-fn memory_file(name: &str, content: &[u8]) -> Result<boxes::Handle, Failure> {
-    let fd = memory_files::create(name).or_fail("create memory file")?;
-    write_all(&fd, content, 0).or_fail("write memory file")?;
-    Ok(boxes::Handle::Descriptor(fd))
-}
+    fn encode_conn(count: &u64) -> String {
+        count.to_string()
+    }
 
-/// A connection as listed in `connections`.
-struct SavedConn {
-    id: u64,
-    count: u64,
-    partial: Vec<u8>,
-}
+    fn decode_conn(token: &str) -> Option<u64> {
+        token.parse().ok()
+    }
 
-fn decode_connections(bytes: &[u8]) -> Option<Vec<SavedConn>> {
-    lines(bytes)?
-        .map(|line| {
-            let mut fields = line.splitn(3, ' ');
-            Some(SavedConn {
-                id: fields.next()?.parse().ok()?,
-                count: fields.next()?.parse().ok()?,
-                partial: unhex(fields.next()?)?,
-            })
-        })
-        .collect()
+    fn hand_over(self) -> Result<Vec<(String, boxes::Handle)>, Failure> {
+        Ok(vec![(
+            STATE.to_string(),
+            memory_file(STATE, encode_state(&self.store).as_bytes())?,
+        )])
+    }
 }
 
 fn encode_state(store: &Store) -> String {
@@ -628,60 +220,6 @@ fn decode_state(bytes: &[u8]) -> Option<Store> {
 fn lines(bytes: &[u8]) -> Option<impl Iterator<Item = &str>> {
     let text = std::str::from_utf8(bytes).ok()?;
     Some(text.lines())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// Why taking over or handing over failed.
-struct Failure(String);
-
-impl Failure {
-    /// `op` failed with the WIT error code `code`.
-    fn code(op: &str, code: &str) -> Self {
-        Failure(format!("{op} failed: {code}"))
-    }
-    fn wrong_kind(entry: &str) -> Self {
-        Failure(format!("box entry {entry} holds the wrong kind of handle"))
-    }
-    fn corrupt(entry: &str) -> Self {
-        Failure(format!("box entry {entry} is not in the expected format"))
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Attaches the operation to both error-code enums (fdbox's and
-/// `wasi:filesystem`'s), which each know their kebab-case WIT name.
-trait OrFail<T> {
-    fn or_fail(self, op: &str) -> Result<T, Failure>;
-}
-
-impl<T> OrFail<T> for Result<T, types::ErrorCode> {
-    fn or_fail(self, op: &str) -> Result<T, Failure> {
-        self.map_err(|code| Failure::code(op, code.name()))
-    }
-}
-
-impl<T> OrFail<T> for Result<T, fs::ErrorCode> {
-    fn or_fail(self, op: &str) -> Result<T, Failure> {
-        self.map_err(|code| Failure::code(op, code.name()))
-    }
 }
 
 // The protocol and the box formats are plain Rust: these run natively with
@@ -731,15 +269,20 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         assert_eq!(decode_state(encode_state(&store).as_bytes()), Some(store));
-        let saved = decode_connections(b"3 10 5345\n4 0 \n").unwrap();
-        assert_eq!(
-            saved
-                .iter()
-                .map(|c| (c.id, c.count, c.partial.as_slice()))
-                .collect::<Vec<_>>(),
-            [(3, 10, &b"SE"[..]), (4, 0, &b""[..])]
-        );
-        assert!(decode_connections(b"3 x 00\n").is_none());
-        assert_eq!(unhex(&hex(&[0, 0xff, b'\n'])), Some(vec![0, 0xff, b'\n']));
+        assert_eq!(decode_state(b"6 00\n"), None);
+    }
+
+    #[test]
+    fn lines_across_reads() {
+        let mut kv = Kv {
+            version: Version::V1,
+            store: Store::new(),
+        };
+        let (mut count, mut out) = (0, Vec::new());
+        let answered = kv.answer(&mut count, b"PING\nSET a 1\nGE", &mut out);
+        assert_eq!((answered.consumed, answered.close), (13, false));
+        assert_eq!((count, &out[..]), (2, &b"PONG\nOK\n"[..]));
+        let long = vec![b'x'; MAX_LINE + 1];
+        assert!(kv.answer(&mut count, &long, &mut out).close);
     }
 }
