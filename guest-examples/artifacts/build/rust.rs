@@ -61,6 +61,24 @@ const GUESTS: &[(&str, &str, &str, &str)] = &[
          (`OK`, or `NONE` if `k` was not set).",
     ),
     (
+        "RESP_V1",
+        "resp-service",
+        "resp-v1",
+        "The `resp-v1` command: a Redis-protocol (RESP2) service for `fdbox serve` \
+         (`--listen main=ADDR --box resp`; `RESP_BOX` renames the box), enough for \
+         `redis-cli` and `redis-benchmark` (`PING`, `ECHO`, `GET`, `SET`, `DEL`, \
+         `EXISTS`, `INCR`, `INCRBY`, `DBSIZE`, `FLUSHDB`, `INFO`, `COMMAND`, \
+         `CONFIG GET`, inline commands, pipelining), whose key space is a hash \
+         table in a boxed memory file; `INFO` says `version:resp-v1`.",
+    ),
+    (
+        "RESP_V2",
+        "resp-service",
+        "resp-v2",
+        "The `resp-v2` command: [`RESP_V1`] with `version:resp-v2` in `INFO`, \
+         and `STRLEN k`.",
+    ),
+    (
         "KV_BROKEN",
         "kv-service",
         "kv-broken",
