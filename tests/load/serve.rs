@@ -1,6 +1,7 @@
 //! The processes a load runs against: a private holder daemon, `fdbox
-//! serve` with the kv service on a free loopback port, and the `fdbox
-//! upgrade` / `fdbox stop` commands that drive it.
+//! serve` with the kv service (or the RESP service, [`Guest`]) on a free
+//! loopback port, and the `fdbox upgrade` / `fdbox stop` commands that drive
+//! it.
 //!
 //! Every process is owned by a [`Proc`], which kills and reaps it when
 //! dropped, so a failing test leaves nothing behind. A [`Service`] dropped
@@ -183,7 +184,36 @@ pub enum Device {
     Memory,
 }
 
-/// The kv service under `fdbox serve`, with its own daemon, port, control
+/// Which service guest runs: the box it is granted, and how a test sees it
+/// answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guest {
+    /// `kv-service`, box `kv`.
+    Kv,
+    /// `resp-service`, box `resp`.
+    Resp,
+}
+
+impl Guest {
+    /// The box `fdbox serve` grants it.
+    pub fn box_name(self) -> &'static str {
+        match self {
+            Guest::Kv => "kv",
+            Guest::Resp => "resp",
+        }
+    }
+
+    /// Its answer line to the line `PING` (without the `\n`): both
+    /// services take it, the RESP one as an inline command.
+    pub fn pong(self) -> &'static str {
+        match self {
+            Guest::Kv => "PONG",
+            Guest::Resp => "+PONG\r",
+        }
+    }
+}
+
+/// A service guest under `fdbox serve`, with its own daemon, port, control
 /// socket and logs in a temp directory.
 pub struct Service {
     /// Field order is drop order: the serve process, then the daemon, then
@@ -194,6 +224,7 @@ pub struct Service {
     /// RLIMIT_NOFILE (soft and hard) of every `fdbox serve`, if not the
     /// test's own.
     nofile: Option<u64>,
+    guest: Guest,
     daemon: Proc,
     /// Every serve log so far, for failure messages.
     logs: Vec<PathBuf>,
@@ -224,6 +255,17 @@ impl Service {
         extra: &[&str],
         nofile: Option<u64>,
     ) -> Service {
+        Self::start_guest(tag, component, Guest::Kv, extra, nofile)
+    }
+
+    /// [`Service::start_limited`] for a service guest of another kind.
+    pub fn start_guest(
+        tag: &str,
+        component: &str,
+        guest: Guest,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> Service {
         let dir = TempDir::new(tag);
         let daemon_socket = dir.join("daemon.sock");
         let mut cmd = Command::new(FDBOX);
@@ -242,6 +284,7 @@ impl Service {
             serve: None,
             extra: extra.iter().map(|a| a.into()).collect(),
             nofile,
+            guest,
             daemon,
             logs: Vec::new(),
             addr: free_addr(),
@@ -261,7 +304,7 @@ impl Service {
             "--listen".into(),
             format!("main={}", self.addr).into(),
             "--box".into(),
-            "kv".into(),
+            self.guest.box_name().into(),
             "--control".into(),
             self.control.clone().into(),
         ];
@@ -297,14 +340,15 @@ impl Service {
         self.wait_answering(START_TIMEOUT);
     }
 
-    /// Waits until a new connection gets `PONG` for `PING`.
+    /// Waits until a new connection gets its answer to `PING`
+    /// ([`Guest::pong`]).
     pub fn wait_answering(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
             let answered = Client::connect(self.addr, Duration::from_secs(5))
                 .ok()
                 .and_then(|mut c| c.ask("PING").ok());
-            if answered.as_deref() == Some("PONG") {
+            if answered.as_deref() == Some(self.guest.pong()) {
                 return;
             }
             let serve = self.serve.as_mut().expect("no fdbox serve");

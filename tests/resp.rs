@@ -1,0 +1,348 @@
+//! The RESP service (`guest-examples/rust/resp-service`) under clients
+//! nobody here wrote: Debian's `redis-benchmark` and `redis-cli`
+//! (`redis-tools`, installed by `guest-examples/toolchains.sh`).
+//!
+//! Two `redis-benchmark -c 50 -t set,get,incr` loops, one with `-P 16`, run
+//! back to back while the service is upgraded v1 -> v2 -> v1 ... ten times
+//! and restarted once in a new host process on the holder daemon: every run
+//! must end with status 0 and no `Error` line (redis-benchmark 7 stops at
+//! the first error reply or connection error, saying `Error from server:
+//! ...` or `Error: Connection reset by peer` on stderr, and exits 1), and
+//! afterwards `redis-cli` finds every key, and the INCR counter equals the
+//! INCRs the runs sent.
+//!
+//! Every process is owned by a `load::serve::Proc`, killed and reaped on
+//! every path; everything is on loopback.
+
+#[path = "load/mod.rs"]
+mod load;
+
+use fdbox_guest_artifacts::{RESP_V1, RESP_V2};
+use load::Client;
+use load::serve::{Device, Guest, Proc, Service};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Requests per test per run of each loop (divisible by 50 clients × 16,
+/// so a pipelined run sends exactly this many).
+const PLAIN_REQUESTS: u64 = 8_000;
+const PIPELINED_REQUESTS: u64 = 40_000;
+/// How long one redis-benchmark run may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Keys the test sets itself before the load (more than the store's first
+/// table holds: it grows under the test).
+const SEEDS: usize = 1000;
+
+/// `redis-cli -p PORT ARGS...`: its output, trimmed; it must succeed.
+fn cli(service: &Service, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &service.addr.port().to_string()])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run redis-cli: {e} (install redis-tools)"));
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        service.logs()
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// One line of a reply, without its `\r\n`.
+fn line(client: &mut Client) -> String {
+    let line = client.answer().expect("a reply line");
+    line.strip_suffix('\r')
+        .unwrap_or_else(|| panic!("reply line {line:?} does not end in CRLF"))
+        .to_string()
+}
+
+/// A RESP array of bulk strings.
+fn command(args: &[&str]) -> String {
+    let mut out = format!("*{}\r\n", args.len());
+    for arg in args {
+        out += &format!("${}\r\n{arg}\r\n", arg.len());
+    }
+    out
+}
+
+/// One finished redis-benchmark run.
+struct Run {
+    pipelined: bool,
+    started: Instant,
+    ended: Instant,
+    ok: bool,
+    output: String,
+}
+
+/// Loops of redis-benchmark runs, back to back until stopped.
+struct Bench {
+    stop: Arc<AtomicBool>,
+    loops: Vec<JoinHandle<Vec<Run>>>,
+}
+
+impl Bench {
+    fn start(service: &Service) -> Bench {
+        let stop = Arc::new(AtomicBool::new(false));
+        let loops = [false, true]
+            .into_iter()
+            .map(|pipelined| {
+                let stop = stop.clone();
+                let port = service.addr.port().to_string();
+                let log = service.dir.join(format!("redis-benchmark-{pipelined}.log"));
+                std::thread::spawn(move || {
+                    let mut runs = Vec::new();
+                    // At least one run; none after a failure.
+                    while runs.is_empty()
+                        || !stop.load(Ordering::SeqCst) && runs.iter().all(|r: &Run| r.ok)
+                    {
+                        runs.push(run(&port, pipelined, &log));
+                    }
+                    runs
+                })
+            })
+            .collect();
+        Bench { stop, loops }
+    }
+
+    /// Lets the running runs finish; every run.
+    fn finish(mut self) -> Vec<Run> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.loops
+            .drain(..)
+            .flat_map(|l| l.join().expect("a redis-benchmark loop panicked"))
+            .collect()
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for l in self.loops.drain(..) {
+            let _ = l.join();
+        }
+    }
+}
+
+/// One `redis-benchmark -c 50 -t set,get,incr --csv` run (with `-P 16` if
+/// `pipelined`).
+fn run(port: &str, pipelined: bool, log: &std::path::Path) -> Run {
+    let _ = std::fs::remove_file(log);
+    let requests = if pipelined {
+        PIPELINED_REQUESTS
+    } else {
+        PLAIN_REQUESTS
+    };
+    let mut cmd = Command::new("redis-benchmark");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        port,
+        "-c",
+        "50",
+        "-t",
+        "set,get,incr",
+    ])
+    .args(["-n", &requests.to_string(), "--csv"]);
+    if pipelined {
+        cmd.args(["-P", "16"]);
+    }
+    let started = Instant::now();
+    let mut proc = Proc::spawn("redis-benchmark", cmd, log);
+    let status = proc.wait_timeout(RUN_TIMEOUT);
+    let ended = Instant::now();
+    let output = std::fs::read_to_string(log).unwrap_or_default();
+    let ok = status.is_some_and(|s| s.success()) && !output.contains("Error");
+    Run {
+        pipelined,
+        started,
+        ended,
+        ok,
+        output: if status.is_none() {
+            format!("did not finish within {RUN_TIMEOUT:?}\n{output}")
+        } else {
+            output
+        },
+    }
+}
+
+/// Whether runs were going on at every instant from `from` to `to`.
+fn covered(runs: &[Run], from: Instant, to: Instant) -> bool {
+    let mut reached = from;
+    let mut spans: Vec<(Instant, Instant)> = runs.iter().map(|r| (r.started, r.ended)).collect();
+    spans.sort();
+    for (start, end) in spans {
+        if start <= reached && end > reached {
+            reached = end;
+        }
+    }
+    reached >= to
+}
+
+/// The requests per second a `--csv` output gives for `test`.
+fn rps(output: &str, test: &str) -> f64 {
+    output
+        .lines()
+        .find_map(|l| {
+            let mut fields = l.split(',').map(|f| f.trim_matches('"'));
+            (fields.next()? == test).then(|| fields.next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {test} line in {output:?}"))
+}
+
+#[test]
+fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
+    let began = Instant::now();
+    if Command::new("redis-benchmark")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!(
+            "redis-benchmark is not installed: run guest-examples/toolchains.sh \
+             (or apt-get install redis-tools)"
+        );
+    }
+    let mut service = Service::start_guest("resp-bench", RESP_V1, Guest::Resp, &[], None);
+    assert!(cli(&service, &["INFO"]).contains("version:resp-v1"));
+
+    // Keys of the test's own, set in one pipelined write.
+    let mut seeder = Client::connect(service.addr, Duration::from_secs(30)).unwrap();
+    let seeds: String = (0..SEEDS)
+        .map(|i| command(&["SET", &format!("seed:{i}"), &format!("value-{i}")]))
+        .collect();
+    seeder.send(&seeds).unwrap();
+    for _ in 0..SEEDS {
+        assert_eq!(line(&mut seeder), "+OK");
+    }
+    // A command sent in part now, finished after the first upgrade; the
+    // next one is finished after the restart.
+    let mut half = Client::connect(service.addr, Duration::from_secs(30)).unwrap();
+    let first = command(&["SET", "half", "across-an-upgrade"]);
+    let second = command(&["SET", "restart", "across-a-restart"]);
+    half.send(&first[..20]).unwrap();
+
+    let bench = Bench::start(&service);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut windows = Vec::new();
+    for i in 0..10 {
+        let (component, version) = if i % 2 == 0 {
+            (RESP_V2, "resp-v2")
+        } else {
+            (RESP_V1, "resp-v1")
+        };
+        let before = Instant::now();
+        let upgraded = service
+            .upgrade(component)
+            .unwrap_or_else(|e| panic!("upgrade {i} failed: {e}\n{}", service.logs()));
+        windows.push((format!("upgrade {i}"), before, Instant::now()));
+        eprintln!("upgrade {i} to {version}: {}", upgraded.message);
+        assert!(
+            cli(&service, &["INFO", "server"]).contains(&format!("version:{version}")),
+            "after upgrade {i}"
+        );
+        // STRLEN is v2's.
+        let strlen = cli(&service, &["STRLEN", "seed:7"]);
+        if version == "resp-v2" {
+            assert_eq!(strlen, "7");
+        } else {
+            assert!(strlen.contains("unknown command 'STRLEN'"), "{strlen}");
+        }
+        if i == 0 {
+            half.send(&first[20..]).unwrap();
+            assert_eq!(line(&mut half), "+OK");
+            half.send(&second[..25]).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    }
+
+    // A new host process: the listener, the connections (redis-benchmark's
+    // 100 among them) and the store wait in the daemon meanwhile.
+    let before = Instant::now();
+    let stopped = service
+        .stop()
+        .unwrap_or_else(|e| panic!("{e}\n{}", service.logs()));
+    service.start_serve(RESP_V1, Device::Daemon);
+    windows.push(("the restart".into(), before, Instant::now()));
+    eprintln!(
+        "restart: fdbox stop took {stopped:?}, back in {:?}",
+        before.elapsed()
+    );
+    half.send(&second[25..]).unwrap();
+    assert_eq!(line(&mut half), "+OK");
+    std::thread::sleep(Duration::from_millis(1000));
+
+    let runs = bench.finish();
+    for r in &runs {
+        assert!(
+            r.ok,
+            "a redis-benchmark run (pipelined: {}) failed:\n{}\n{}",
+            r.pipelined,
+            r.output,
+            service.logs()
+        );
+    }
+    // Each upgrade and the restart happened while redis-benchmark ran:
+    // at every instant, a run of one loop or the other was going on.
+    for (what, from, to) in &windows {
+        assert!(
+            covered(&runs, *from, *to),
+            "{what} happened while no redis-benchmark run was going on"
+        );
+    }
+    let (plain, pipelined): (Vec<&Run>, Vec<&Run>) = runs.iter().partition(|r| !r.pipelined);
+    for (kind, runs) in [("plain", &plain), ("-P 16", &pipelined)] {
+        for test in ["SET", "GET", "INCR"] {
+            let all: Vec<String> = runs
+                .iter()
+                .map(|r| format!("{:.0}", rps(&r.output, test)))
+                .collect();
+            eprintln!("{kind} {test} requests/s per run: {}", all.join(" "));
+        }
+    }
+
+    // Every key: the seeds, redis-benchmark's two, the two sent in parts.
+    assert_eq!(
+        cli(&service, &["DBSIZE"]),
+        (SEEDS + 4).to_string(),
+        "{}",
+        service.logs()
+    );
+    let gets: String = (0..SEEDS)
+        .map(|i| command(&["GET", &format!("seed:{i}")]))
+        .collect();
+    seeder.send(&gets).unwrap();
+    for i in 0..SEEDS {
+        let value = format!("value-{i}");
+        assert_eq!(line(&mut seeder), format!("${}", value.len()));
+        assert_eq!(line(&mut seeder), value);
+    }
+    assert_eq!(cli(&service, &["GET", "seed:999"]), "value-999");
+    assert_eq!(cli(&service, &["GET", "half"]), "across-an-upgrade");
+    assert_eq!(cli(&service, &["GET", "restart"]), "across-a-restart");
+    // redis-benchmark's SET value (3 bytes, -d absent).
+    assert_eq!(cli(&service, &["GET", "key:__rand_int__"]), "VXK");
+    let incrs = plain.len() as u64 * PLAIN_REQUESTS + pipelined.len() as u64 * PIPELINED_REQUESTS;
+    assert_eq!(
+        cli(&service, &["GET", "counter:__rand_int__"]),
+        incrs.to_string(),
+        "the INCR counter after {} plain and {} pipelined runs",
+        plain.len(),
+        pipelined.len()
+    );
+    assert!(cli(&service, &["INFO"]).contains("version:resp-v1"));
+    eprintln!(
+        "{} plain and {} pipelined redis-benchmark runs, {incrs} INCRs, 0 errors, through 10 \
+         upgrades and a restart; the test took {:?}",
+        plain.len(),
+        pipelined.len(),
+        began.elapsed()
+    );
+    if let Err(e) = service.stop() {
+        panic!("{e}\n{}", service.logs());
+    }
+}
