@@ -528,8 +528,11 @@ pub fn memory_file(name: &str, content: &[u8]) -> Result<boxes::Handle, Failure>
     Ok(boxes::Handle::Descriptor(fd))
 }
 
-/// The lines of `connections`: id, state, unanswered bytes.
-fn decode_connections<P: Protocol>(bytes: &[u8]) -> Option<Vec<(u64, P::ConnState, Vec<u8>)>> {
+/// A line of `connections`: id, state, unanswered bytes.
+type Listed<S> = (u64, S, Vec<u8>);
+
+/// The lines of `connections`.
+fn decode_connections<P: Protocol>(bytes: &[u8]) -> Option<Vec<Listed<P::ConnState>>> {
     std::str::from_utf8(bytes)
         .ok()?
         .lines()
