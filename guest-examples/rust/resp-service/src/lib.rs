@@ -53,6 +53,12 @@
 //! What `fdbox_guest::service` boxes (the listener, `conn-<id>` each, and
 //! `connections`; a connection has no state of its own here, `-`), and
 //! `store`, the memory file of [`store`].
+//!
+//! The memory file is written in place, not copied: the host's checkpoint
+//! before an upgrade duplicates its fd, not its bytes, so a new version
+//! that wrote to the store and then failed to start leaves its writes there
+//! when the old version is rolled back (it serves them as they are: the
+//! layout is the same in every version).
 
 pub mod store;
 
