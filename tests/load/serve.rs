@@ -338,6 +338,18 @@ impl Service {
         cmd.args(self.serve_args(component, device));
         self.serve = Some(Proc::spawn("fdbox serve", cmd, &log));
         self.wait_answering(START_TIMEOUT);
+        // The guest answers once it listens; the control socket appears a
+        // moment later, once serve has its readiness (`fdbox upgrade` and
+        // the tests that look at the socket need it).
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !self.control.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "fdbox serve answered but made no control socket within {START_TIMEOUT:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits until a new connection gets its answer to `PING`
