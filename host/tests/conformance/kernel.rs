@@ -126,8 +126,16 @@ macro_rules! kernel_device_tests {
 
 /// A scoped kernel device of its own for one test: it sees only the boxes
 /// it created, whatever else the kernel holds, and deletes them when the
-/// test drops it.
-pub struct Scratch(Box<dyn Device>);
+/// test drops it; then it drops what serves the device, if anything does
+/// ([`daemon_over`]).
+pub struct Scratch(Box<dyn Device>, Option<Server>);
+
+impl Scratch {
+    /// `device`, scratched on drop.
+    pub fn new(device: Box<dyn Device>) -> Self {
+        Self(device, None)
+    }
+}
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -136,6 +144,8 @@ impl Drop for Scratch {
                 let _ = self.0.delete_box(&b.name);
             }
         }
+        // Then the fields: the device (a daemon's connection) before the
+        // server.
     }
 }
 
@@ -203,76 +213,30 @@ pub fn daemon_over(kernel: Kernel) -> Option<Arc<dyn Device>> {
         })
     };
     let client = DaemonDevice::connect(&path).unwrap();
-    Some(Arc::new(DaemonOver {
-        client: Some(Scratch(Box::new(client))),
-        stop,
-        server: Some(server),
-        _dir: dir,
-    }))
+    Some(Arc::new(Scratch(
+        Box::new(client),
+        Some(Server {
+            stop,
+            thread: Some(server),
+            _dir: dir,
+        }),
+    )))
 }
 
-/// See [`daemon_over`].
-struct DaemonOver {
-    client: Option<Scratch>,
+/// The daemon [`daemon_over`] runs: dropped, it stops, and with it goes the
+/// kernel device (Live Update allows one open at a time).
+pub struct Server {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    server: Option<std::thread::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     _dir: super::TempDir,
 }
 
-impl DaemonOver {
-    fn client(&self) -> &Scratch {
-        self.client.as_ref().expect("connected until dropped")
-    }
-}
-
-impl Drop for DaemonOver {
+impl Drop for Server {
     fn drop(&mut self) {
-        // The boxes go (Scratch), then the connection, then the daemon, and
-        // with it the kernel device.
-        drop(self.client.take());
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(server) = self.server.take() {
-            server.join().unwrap();
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
         }
-    }
-}
-
-impl Device for DaemonOver {
-    fn capabilities(&self) -> Capabilities {
-        self.client().capabilities()
-    }
-    fn create_box(&self, name: &Name) -> Result<(), Error> {
-        self.client().create_box(name)
-    }
-    fn delete_box(&self, name: &Name) -> Result<(), Error> {
-        self.client().delete_box(name)
-    }
-    fn boxes(&self) -> Result<Vec<BoxStatus>, Error> {
-        self.client().boxes()
-    }
-    fn status(&self, name: &Name) -> Result<BoxStatus, Error> {
-        self.client().status(name)
-    }
-    fn put_many_within(
-        &self,
-        box_name: &Name,
-        entries: Vec<(Name, Handle)>,
-        max_entries: usize,
-    ) -> Result<(), RefusedBatch> {
-        self.client()
-            .put_many_within(box_name, entries, max_entries)
-    }
-    fn get_many(&self, box_name: &Name, entries: &[Name]) -> Result<Vec<Handle>, Error> {
-        self.client().get_many(box_name, entries)
-    }
-    fn entries(&self, box_name: &Name) -> Result<Vec<EntryInfo>, Error> {
-        self.client().entries(box_name)
-    }
-    fn seal(&self, box_name: &Name) -> Result<(), Error> {
-        self.client().seal(box_name)
-    }
-    fn unseal(&self, box_name: &Name) -> Result<(), Error> {
-        self.client().unseal(box_name)
     }
 }
 
@@ -282,7 +246,7 @@ pub fn kernel_device(kernel: Kernel) -> Option<Arc<dyn Device>> {
     let device = kernel
         .open_scoped(&scope)
         .unwrap_or_else(|e| panic!("{} exists but cannot be opened: {e}", kernel.node()));
-    Some(Arc::new(Scratch(device)))
+    Some(Arc::new(Scratch::new(device)))
 }
 
 /// A scope of kernel box names no other test uses, or `None` (said why)
@@ -334,7 +298,7 @@ pub fn own_rules(kernel: Kernel, scope: &str) {
 pub fn the_longest_names_work(scope: &str) {
     use fdbox_host::ErrorCode;
     let name = |s: &str| Name::new(s).unwrap();
-    let device = Scratch(Box::new(FdboxDevice::open_scoped(scope).unwrap()));
+    let device = Scratch::new(Box::new(FdboxDevice::open_scoped(scope).unwrap()));
     for len in [200, 236, 237, 255 - scope.len()] {
         let b = name(&"n".repeat(len));
         device
@@ -369,7 +333,7 @@ pub fn a_fresh_device_reads_what_an_earlier_one_boxed(scope: &str) {
         Handle::from_parts(h.into_fd(), HandleKind::MemoryFile, access)
     };
     {
-        let first = Scratch(Box::new(FdboxDevice::open_scoped(scope).unwrap()));
+        let first = Scratch::new(Box::new(FdboxDevice::open_scoped(scope).unwrap()));
         for b in [&open, &sealed] {
             first.create_box(b).unwrap();
             first.put(b, &name("state"), super::memfd("12345")).unwrap();
@@ -387,7 +351,7 @@ pub fn a_fresh_device_reads_what_an_earlier_one_boxed(scope: &str) {
         // The host restarts: its device goes, the boxes stay.
         std::mem::forget(first);
     }
-    let second = Scratch(Box::new(FdboxDevice::open_scoped(scope).unwrap()));
+    let second = Scratch::new(Box::new(FdboxDevice::open_scoped(scope).unwrap()));
     let status = second.status(&open).unwrap();
     assert_eq!((status.sealed, status.entries), (false, 2));
     let entries: Vec<_> = second
@@ -429,7 +393,7 @@ pub fn a_fresh_device_reads_what_an_earlier_one_boxed(scope: &str) {
 fn liveupdate_rules(scope: &str) {
     use fdbox_host::ErrorCode;
     let name = |s: &str| Name::new(s).unwrap();
-    let device = Scratch(Kernel::Liveupdate.open_scoped(scope).unwrap());
+    let device = Scratch::new(Kernel::Liveupdate.open_scoped(scope).unwrap());
 
     let longest = "n".repeat(63 - scope.len());
     device.create_box(&name(&longest)).unwrap();
