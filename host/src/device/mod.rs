@@ -210,32 +210,27 @@ pub trait Device: Send + Sync {
     }
 
     /// Add a whole box as an earlier holder had it, sealed or not, with its
-    /// entries: how a holder rebuilds what a previous process handed over.
-    /// All or nothing: a refusal leaves no box and hands the entries back.
-    /// Default: create, put, seal.
+    /// entries: how a holder rebuilds what a previous process handed over
+    /// (fds copied out through [`Device::inspect_held`], so only a device
+    /// that lends its handles takes them back). All or nothing: a refusal
+    /// leaves no box and hands the entries back. Default: refused, the
+    /// entries returned.
     fn rebuild_box(
         &self,
         name: Name,
         sealed: bool,
         entries: Vec<(Name, Handle)>,
     ) -> Result<(), RefusedBatch> {
-        if let Err(error) = self.create_box(&name) {
-            return Err(RefusedBatch { error, entries });
-        }
-        let names: Vec<Name> = entries.iter().map(|(n, _)| n.clone()).collect();
-        if let Err(refused) = self.put_many(&name, entries) {
-            let _ = self.delete_box(&name);
-            return Err(refused);
-        }
-        if sealed && let Err(error) = self.seal(&name) {
-            let entries = match self.get_many(&name, &names) {
-                Ok(handles) => names.into_iter().zip(handles).collect(),
-                Err(_) => Vec::new(),
-            };
-            let _ = self.delete_box(&name);
-            return Err(RefusedBatch { error, entries });
-        }
-        Ok(())
+        let _ = sealed;
+        Err(RefusedBatch {
+            error: Error::Device(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!(
+                    "box {name:?} cannot be rebuilt on this device: it does not take fds handed over"
+                ),
+            )),
+            entries,
+        })
     }
 
     /// Show `f` every box with its entries' handles, borrowed, all at once
