@@ -23,16 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NAME_LEN 64
-#define CREATE_SESSION 0xBA00
-#define RETRIEVE_SESSION 0xBA01
-#define PRESERVE_FD 0xBA40
-#define RETRIEVE_FD 0xBA41
-#define FINISH 0xBA42
-
-struct session { uint32_t size; int32_t fd; uint8_t name[NAME_LEN]; };
-struct session_fd { uint32_t size; int32_t fd; uint64_t token; };
-struct session_finish { uint32_t size; uint32_t reserved; };
+#include "../c/liveupdate_uapi.h"
 
 enum { N = 256, ROUNDS = 9, CREATES = 64, BASELINE = 2000 };
 
@@ -48,8 +39,8 @@ static double now_ns(void) {
 }
 
 static int session_op(int dev, unsigned long req, const char *name) {
-    struct session s = { .size = sizeof s, .fd = -1 };
-    strncpy((char *)s.name, name, NAME_LEN - 1);
+    struct liveupdate_session s = { .size = sizeof s, .fd = -1 };
+    strncpy((char *)s.name, name, LIVEUPDATE_SESSION_NAME_LENGTH - 1);
     if (ioctl(dev, req, &s) != 0) return -1;
     return s.fd;
 }
@@ -85,14 +76,14 @@ static int before(void) {
         double t = now_ns();
         for (int i = 0; i < CREATES; i++) {
             snprintf(name, sizeof name, "create-%d-%d", r, i);
-            int s = session_op(dev, CREATE_SESSION, name);
+            int s = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, name);
             if (s < 0) die("CREATE_SESSION");
             close(s);
         }
         create[r] = (now_ns() - t) / CREATES;
         /* PRESERVE_FD of N fresh memfds into a session of its own; the
          * last round's session is the one kept for the kexec. */
-        int s = session_op(dev, CREATE_SESSION, r == ROUNDS - 1 ? "bench" : "scratch");
+        int s = session_op(dev, LIVEUPDATE_IOCTL_CREATE_SESSION, r == ROUNDS - 1 ? "bench" : "scratch");
         if (s < 0) die("CREATE_SESSION");
         int fds[N];
         for (int i = 0; i < N; i++) {
@@ -101,8 +92,8 @@ static int before(void) {
         }
         t = now_ns();
         for (int i = 0; i < N; i++) {
-            struct session_fd p = { .size = sizeof p, .fd = fds[i], .token = i };
-            if (ioctl(s, PRESERVE_FD, &p) != 0) die("PRESERVE_FD");
+            struct liveupdate_session_fd p = { .size = sizeof p, .fd = fds[i], .token = i };
+            if (ioctl(s, LIVEUPDATE_SESSION_PRESERVE_FD, &p) != 0) die("PRESERVE_FD");
         }
         preserve[r] = (now_ns() - t) / N;
         for (int i = 0; i < N; i++) close(fds[i]);
@@ -121,17 +112,17 @@ static int before(void) {
 static int after(void) {
     int dev = open_device();
     double base = baseline_round();
-    int s = session_op(dev, RETRIEVE_SESSION, "bench");
+    int s = session_op(dev, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, "bench");
     if (s < 0) die("RETRIEVE_SESSION bench");
     double t = now_ns();
     for (int i = 0; i < N; i++) {
-        struct session_fd p = { .size = sizeof p, .fd = -1, .token = i };
-        if (ioctl(s, RETRIEVE_FD, &p) != 0) die("RETRIEVE_FD");
+        struct liveupdate_session_fd p = { .size = sizeof p, .fd = -1, .token = i };
+        if (ioctl(s, LIVEUPDATE_SESSION_RETRIEVE_FD, &p) != 0) die("RETRIEVE_FD");
         close(p.fd);
     }
     double retrieve = (now_ns() - t) / N;
-    struct session_finish f = { .size = sizeof f };
-    if (ioctl(s, FINISH, &f) != 0) die("FINISH");
+    struct liveupdate_session_finish f = { .size = sizeof f };
+    if (ioctl(s, LIVEUPDATE_SESSION_FINISH, &f) != 0) die("FINISH");
     printf("measure baseline %.0f\n", base);
     printf("measure retrieve_fd+close %.0f\n", retrieve);
     return 0;
