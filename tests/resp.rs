@@ -9,7 +9,16 @@
 //! the first error reply or connection error, saying `Error from server:
 //! ...` or `Error: Connection reset by peer` on stderr, and exits 1), and
 //! afterwards `redis-cli` finds every key, and the INCR counter equals the
-//! INCRs the runs sent.
+//! INCRs the runs sent. A client of the test's own sends `PING` every
+//! millisecond on one connection throughout: it must see no error, and its
+//! longest wait for an answer around each upgrade is the gap printed.
+//!
+//! Then, in the same run and under the same load, the baselines the README
+//! compares with (printed as a Markdown table): the same guest killed with
+//! SIGKILL and started afresh without boxes, and Debian's `redis-server`
+//! (installed by `toolchains.sh` too) restarted with its keys saved on the
+//! way down. Both must show what fdbox avoids: the probe's connection
+//! breaks, and (for the guest) every key is gone.
 //!
 //! Every process is owned by a `load::serve::Proc`, killed and reaped on
 //! every path; everything is on loopback.
@@ -20,6 +29,8 @@ mod load;
 use fdbox_guest_artifacts::{RESP_V1, RESP_V2};
 use load::Client;
 use load::serve::{Device, Guest, Proc, Service};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,20 +47,25 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// table holds: it grows under the test).
 const SEEDS: usize = 1000;
 
-/// `redis-cli -p PORT ARGS...`: its output, trimmed; it must succeed.
-fn cli(service: &Service, args: &[&str]) -> String {
+/// `redis-cli -p PORT ARGS...`: its output, trimmed, or why it failed.
+fn redis_cli(port: u16, args: &[&str]) -> Result<String, String> {
     let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &service.addr.port().to_string()])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run redis-cli: {e} (install redis-tools)"));
-    assert!(
-        out.status.success(),
-        "redis-cli {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        service.logs()
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    if !out.status.success() {
+        return Err(format!(
+            "redis-cli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// [`redis_cli`] on the service; it must succeed.
+fn cli(service: &Service, args: &[&str]) -> String {
+    redis_cli(service.addr.port(), args).unwrap_or_else(|e| panic!("{e}\n{}", service.logs()))
 }
 
 /// One line of a reply, without its `\r\n`.
@@ -85,14 +101,15 @@ struct Bench {
 }
 
 impl Bench {
-    fn start(service: &Service) -> Bench {
+    /// Both loops against the server on `port`, logging into `dir`.
+    fn start(port: u16, dir: &Path) -> Bench {
         let stop = Arc::new(AtomicBool::new(false));
         let loops = [false, true]
             .into_iter()
             .map(|pipelined| {
                 let stop = stop.clone();
-                let port = service.addr.port().to_string();
-                let log = service.dir.join(format!("redis-benchmark-{pipelined}.log"));
+                let port = port.to_string();
+                let log = dir.join(format!("redis-benchmark-{port}-{pipelined}.log"));
                 std::thread::spawn(move || {
                     let mut runs = Vec::new();
                     // At least one run; none after a failure.
@@ -129,7 +146,7 @@ impl Drop for Bench {
 
 /// One `redis-benchmark -c 50 -t set,get,incr --csv` run (with `-P 16` if
 /// `pipelined`).
-fn run(port: &str, pipelined: bool, log: &std::path::Path) -> Run {
+fn run(port: &str, pipelined: bool, log: &Path) -> Run {
     let _ = std::fs::remove_file(log);
     let requests = if pipelined {
         PIPELINED_REQUESTS
@@ -194,6 +211,173 @@ fn rps(output: &str, test: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {test} line in {output:?}"))
 }
 
+/// A client of its own sending `PING` every millisecond on one connection,
+/// reconnecting when it breaks: when the service answered, and what failed.
+struct Probe {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Probed>>,
+}
+
+/// What a [`Probe`] saw.
+#[derive(Default)]
+struct Probed {
+    answers: Vec<Instant>,
+    errors: Vec<String>,
+}
+
+impl Probe {
+    fn start(addr: SocketAddr) -> Probe {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Probed::default();
+            let mut client = None;
+            while !flag.load(Ordering::SeqCst) {
+                let c = match client.as_mut() {
+                    Some(c) => c,
+                    None => match Client::connect(addr, Duration::from_secs(5)) {
+                        Ok(c) => client.insert(c),
+                        Err(e) => {
+                            seen.errors.push(format!("connect: {e}"));
+                            std::thread::sleep(Duration::from_millis(1));
+                            continue;
+                        }
+                    },
+                };
+                match c.ask("PING") {
+                    Ok(answer) if answer == "+PONG\r" => seen.answers.push(Instant::now()),
+                    Ok(answer) => seen.errors.push(format!("PING answered {answer:?}")),
+                    Err(e) => {
+                        seen.errors.push(format!("PING: {e:?}"));
+                        client = None;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            seen
+        });
+        Probe {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Probed {
+        self.stop.store(true, Ordering::SeqCst);
+        let thread = self.thread.take().unwrap();
+        thread.join().expect("the PING probe panicked")
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Probed {
+    /// The longest time without an answer around `from`..`to`: the longest
+    /// interval between two answers that overlaps it.
+    fn gap(&self, from: Instant, to: Instant) -> Duration {
+        self.answers
+            .windows(2)
+            .filter(|w| w[1] >= from && w[0] <= to)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_else(|| panic!("the probe got no answer around an event"))
+    }
+}
+
+/// One restart of a baseline under the same load, for the comparison.
+struct Baseline {
+    what: &'static str,
+    /// The first `Error` line of the redis-benchmark runs, if any failed.
+    error: Option<String>,
+    runs_failed: usize,
+    probe_errors: usize,
+    gap: Duration,
+    keys_before: String,
+    keys_after: String,
+}
+
+impl Baseline {
+    /// Runs both redis-benchmark loops and a probe against `port`,
+    /// `restart`s the server 1.5 s in, and lets the load go on 1 s more.
+    fn measure(
+        what: &'static str,
+        port: u16,
+        dir: &Path,
+        restart: impl FnOnce() -> (Instant, Instant),
+    ) -> Baseline {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let keys_before = redis_cli(port, &["DBSIZE"]).unwrap();
+        let probe = Probe::start(addr);
+        let bench = Bench::start(port, dir);
+        std::thread::sleep(Duration::from_millis(1500));
+        let (from, to) = restart();
+        std::thread::sleep(Duration::from_millis(1000));
+        let runs = bench.finish();
+        let probed = probe.finish();
+        let failed: Vec<&Run> = runs.iter().filter(|r| !r.ok).collect();
+        Baseline {
+            what,
+            error: failed.first().map(|r| {
+                r.output
+                    .lines()
+                    .find(|l| l.contains("Error"))
+                    .unwrap_or("exited with a failure")
+                    .trim()
+                    .to_string()
+            }),
+            runs_failed: failed.len(),
+            probe_errors: probed.errors.len(),
+            gap: probed.gap(from, to),
+            keys_before,
+            keys_after: redis_cli(port, &["DBSIZE"]).unwrap(),
+        }
+    }
+
+    fn row(&self) -> String {
+        format!(
+            "| {} | {} | {} | {:.0} ms | {} -> {} |",
+            self.what,
+            match &self.error {
+                Some(e) => format!("{} run(s) failed: `{e}`", self.runs_failed),
+                None => "0 errors".into(),
+            },
+            self.probe_errors,
+            self.gap.as_secs_f64() * 1e3,
+            self.keys_before,
+            self.keys_after
+        )
+    }
+}
+
+/// Debian's redis-server on `port` (no persistence but what `SHUTDOWN
+/// SAVE` writes into `dir`), answering.
+fn redis_server(port: u16, dir: &Path, log: &Path) -> Proc {
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(["--logfile", ""]);
+    let mut server = Proc::spawn("redis-server", cmd, log);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redis_cli(port, &["PING"]).as_deref() != Ok("PONG") {
+        assert!(
+            server.running() && Instant::now() < deadline,
+            "redis-server did not come up:\n{}",
+            load::serve::tail(log, 20)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    server
+}
+
 #[test]
 fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
     let began = Instant::now();
@@ -226,7 +410,8 @@ fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
     let second = command(&["SET", "restart", "across-a-restart"]);
     half.send(&first[..20]).unwrap();
 
-    let bench = Bench::start(&service);
+    let probe = Probe::start(service.addr);
+    let bench = Bench::start(service.addr.port(), &service.dir);
     std::thread::sleep(Duration::from_millis(1500));
     let mut windows = Vec::new();
     for i in 0..10 {
@@ -277,6 +462,18 @@ fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
     std::thread::sleep(Duration::from_millis(1000));
 
     let runs = bench.finish();
+    let probed = probe.finish();
+    assert!(
+        probed.errors.is_empty(),
+        "the PING probe's connection saw errors: {:?}",
+        probed.errors
+    );
+    let mut gaps: Vec<Duration> = windows[..10]
+        .iter()
+        .map(|(_, from, to)| probed.gap(*from, *to))
+        .collect();
+    gaps.sort();
+    let restart_gap = probed.gap(windows[10].1, windows[10].2);
     for r in &runs {
         assert!(
             r.ok,
@@ -358,6 +555,81 @@ fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
         pipelined.len(),
         began.elapsed()
     );
+
+    // The baselines, under the same two loops and probe: the same guest
+    // killed and started afresh without boxes, then Debian's redis-server
+    // restarted (its keys saved on the way down).
+    let seeds: String = (0..SEEDS)
+        .map(|i| command(&["SET", &format!("seed:{i}"), &format!("value-{i}")]))
+        .collect();
+    seeder.send(&seeds).unwrap();
+    for _ in 0..SEEDS {
+        assert_eq!(line(&mut seeder), "+OK");
+    }
+    let dir = service.dir.to_path_buf();
+    let killed = Baseline::measure(
+        "resp-service killed (`kill -9`), started again without boxes (`--device memory`)",
+        service.addr.port(),
+        &dir,
+        || {
+            let from = Instant::now();
+            service.kill_serve();
+            service.start_serve(RESP_V1, Device::Memory);
+            (from, Instant::now())
+        },
+    );
+    assert!(
+        killed.probe_errors > 0 && killed.keys_after == "0",
+        "a kill -9 without boxes went unnoticed: {}",
+        killed.row()
+    );
+    let redis_dir = dir.join("redis");
+    std::fs::create_dir(&redis_dir).unwrap();
+    let port = load::serve::free_addr().port();
+    let log = dir.join("redis-server.log");
+    let mut server = redis_server(port, &redis_dir, &log);
+    let mut redis =
+        Client::connect(([127, 0, 0, 1], port).into(), Duration::from_secs(30)).unwrap();
+    redis.send(&seeds).unwrap();
+    for _ in 0..SEEDS {
+        assert_eq!(line(&mut redis), "+OK");
+    }
+    let restarted = Baseline::measure(
+        "Debian redis-server 7 restarted (`SHUTDOWN SAVE`, started again)",
+        port,
+        &dir,
+        || {
+            let from = Instant::now();
+            let _ = redis_cli(port, &["SHUTDOWN", "SAVE"]);
+            assert!(
+                server.wait_timeout(Duration::from_secs(30)).is_some(),
+                "redis-server did not shut down"
+            );
+            server = redis_server(port, &redis_dir, &log);
+            (from, Instant::now())
+        },
+    );
+    assert!(
+        restarted.probe_errors > 0,
+        "redis-server's restart went unnoticed: {}",
+        restarted.row()
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    eprintln!(
+        "\n| under both redis-benchmark loops | redis-benchmark | probe errors | longest PING \
+         wait | keys before -> after |\n|---|---|---|---|---|\n\
+         | 10 `fdbox upgrade`s v1 <-> v2 | 0 errors | 0 | {:.0} ms median, {:.0} ms max | \
+         {} kept |\n\
+         | `fdbox stop`, new `fdbox serve` on the daemon | 0 errors | 0 | {:.0} ms | kept |\n\
+         {}\n{}\n",
+        ms(gaps[gaps.len() / 2]),
+        ms(gaps[gaps.len() - 1]),
+        SEEDS + 4,
+        ms(restart_gap),
+        killed.row(),
+        restarted.row()
+    );
+    drop(server);
     if let Err(e) = service.stop() {
         panic!("{e}\n{}", service.logs());
     }
