@@ -1,8 +1,9 @@
 //! What the command guests (`counter`, `boxed-file`, `probe`, `kv-service`,
-//! `resp-service`) share: the bindings for the world
+//! `resp-service`, `http-service`) share: the bindings for the world
 //! `fdbox:examples/command-guest`, small helpers around `wasi:filesystem`
-//! descriptors and fdbox boxes, and ([`service`]) the hand-over of a TCP
-//! service, written once for every service guest.
+//! descriptors and fdbox boxes, ([`service`]) the hand-over of a TCP
+//! service, written once for every service guest, and ([`store`]) the key
+//! space in a memory file that `resp-service` and `http-service` keep.
 //!
 //! The bindings are generated here once, not in each guest: every guest then
 //! uses the very same `descriptor` and `box` types, and a change to the WIT
@@ -40,6 +41,7 @@ mod bindings {
 pub use bindings::{fdbox, wasi};
 
 pub mod service;
+pub mod store;
 
 use fdbox::fdbox::{boxes, types};
 use wasi::filesystem::preopens;

@@ -4,9 +4,9 @@
 //!
 //! The hand-over (the listener, every connection with the bytes it sent
 //! that are not answered yet, the lifecycle) is `fdbox_guest::service`'s,
-//! the one `kv-service` uses; this crate adds the protocol ([`Resp`]) and the
-//! key space ([`store`]), which lives in a memory file the next instance uses
-//! as it is: taking it over reads a 64-byte header, for 1 KiB of data as
+//! the one `kv-service` uses; this crate adds the protocol ([`Resp`]) and
+//! uses the key space of `fdbox_guest::store` ([`store`]), which lives in a
+//! memory file the next instance uses as it is: taking it over reads a 64-byte header, for 1 KiB of data as
 //! for 1 GiB.
 //!
 //! The binaries are thin: `resp-v1` and `resp-v2` call [`main`] with their
@@ -60,7 +60,7 @@
 //! when the old version is rolled back (it serves them as they are: the
 //! layout is the same in every version).
 
-pub mod store;
+pub use fdbox_guest::store;
 
 use std::process::ExitCode;
 

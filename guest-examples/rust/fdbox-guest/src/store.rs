@@ -1,7 +1,9 @@
-//! The key space: a hash table that lives in a memory file, read and
+//! A key space: a hash table that lives in a memory file, read and
 //! written in place through `wasi:filesystem` (`descriptor.read` and
 //! `descriptor.write` at offsets), so the next instance takes it over as it
-//! is: one 64-byte header read, whatever the size of the data.
+//! is: one 64-byte header read, whatever the size of the data. One copy for
+//! the service guests that keep keys (`resp-service`, `http-service`); the
+//! layout is the same in every version of them.
 //!
 //! # Layout (all integers little-endian)
 //!
@@ -17,7 +19,7 @@
 //! | 64 + 16 × slots         | ...         | the records: key length (u32), value length (u32), key, value |
 //!
 //! Open addressing with linear probing, at most 3/4 of the slots used. A
-//! `SET` whose value has the length of the old one writes it in place;
+//! [`Store::set`] of a value with the length of the old one writes it in place;
 //! otherwise a new record is appended and the old one becomes garbage.
 //! When the slots fill up, or the garbage outweighs the records, the table
 //! is rebuilt into a new memory file (the live records only): that costs
@@ -33,10 +35,10 @@
 
 use std::collections::HashMap;
 
-use fdbox_guest::fdbox::fdbox::{boxes, memory_files};
-use fdbox_guest::service::{Failure, OrFail};
-use fdbox_guest::wasi::filesystem::types::{Descriptor, ErrorCode};
-use fdbox_guest::{read_up_to, write_all};
+use crate::fdbox::fdbox::{boxes, memory_files};
+use crate::service::{Failure, OrFail};
+use crate::wasi::filesystem::types::{Descriptor, ErrorCode};
+use crate::{read_up_to, write_all};
 
 const MAGIC: &[u8; 8] = b"FDBXRSP1";
 const HEADER: u64 = 64;
@@ -158,7 +160,7 @@ impl Store {
     }
 
     fn create(slots: u64) -> Result<Store> {
-        let fd = memory_files::create("resp-store")
+        let fd = memory_files::create("store")
             .map_err(|code| StoreError(format!("memory-files.create: {}", code.name())))?;
         let header = Header::empty(slots);
         // The slots are the zeros a write past the end leaves behind.
