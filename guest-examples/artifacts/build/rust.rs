@@ -79,6 +79,23 @@ const GUESTS: &[(&str, &str, &str, &str)] = &[
          and `STRLEN k`.",
     ),
     (
+        "HTTP_V1",
+        "http-service",
+        "http-v1",
+        "The `http-v1` command: an HTTP/1.1 service for `fdbox serve` \
+         (`--listen main=ADDR --box http`; `HTTP_BOX` renames the box), enough for \
+         `wrk` and `curl` (keep-alive, pipelining, `Content-Length` bodies): \
+         `GET /`, `GET /count` (a counter), `POST`/`GET /kv/KEY`, whose counter \
+         and keys are a hash table in a boxed memory file; `Server: fdbox-http-v1`.",
+    ),
+    (
+        "HTTP_V2",
+        "http-service",
+        "http-v2",
+        "The `http-v2` command: [`HTTP_V1`] with `Server: fdbox-http-v2`, \
+         and `DELETE /kv/KEY`.",
+    ),
+    (
         "KV_BROKEN",
         "kv-service",
         "kv-broken",
