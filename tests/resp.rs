@@ -27,8 +27,8 @@
 mod load;
 
 use fdbox_guest_artifacts::{RESP_V1, RESP_V2};
-use load::Client;
-use load::serve::{Device, Guest, Proc, Service};
+use load::serve::{Device, Guest, Proc, Service, Step, upgrades_and_a_restart};
+use load::{Client, covered};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -185,19 +185,6 @@ fn run(port: &str, pipelined: bool, log: &Path) -> Run {
             output
         },
     }
-}
-
-/// Whether runs were going on at every instant from `from` to `to`.
-fn covered(runs: &[Run], from: Instant, to: Instant) -> bool {
-    let mut reached = from;
-    let mut spans: Vec<(Instant, Instant)> = runs.iter().map(|r| (r.started, r.ended)).collect();
-    spans.sort();
-    for (start, end) in spans {
-        if start <= reached && end > reached {
-            reached = end;
-        }
-    }
-    reached >= to
 }
 
 /// The requests per second a `--csv` output gives for `test`.
@@ -413,53 +400,37 @@ fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
     let probe = Probe::start(service.addr);
     let bench = Bench::start(service.addr.port(), &service.dir);
     std::thread::sleep(Duration::from_millis(1500));
-    let mut windows = Vec::new();
-    for i in 0..10 {
-        let (component, version) = if i % 2 == 0 {
-            (RESP_V2, "resp-v2")
-        } else {
-            (RESP_V1, "resp-v1")
-        };
-        let before = Instant::now();
-        let upgraded = service
-            .upgrade(component)
-            .unwrap_or_else(|e| panic!("upgrade {i} failed: {e}\n{}", service.logs()));
-        windows.push((format!("upgrade {i}"), before, Instant::now()));
-        eprintln!("upgrade {i} to {version}: {}", upgraded.message);
-        assert!(
-            cli(&service, &["INFO", "server"]).contains(&format!("version:{version}")),
-            "after upgrade {i}"
-        );
-        // STRLEN is v2's.
-        let strlen = cli(&service, &["STRLEN", "seed:7"]);
-        if version == "resp-v2" {
-            assert_eq!(strlen, "7");
-        } else {
-            assert!(strlen.contains("unknown command 'STRLEN'"), "{strlen}");
-        }
-        if i == 0 {
-            half.send(&first[20..]).unwrap();
-            assert_eq!(line(&mut half), "+OK");
-            half.send(&second[..25]).unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(700));
-    }
-
-    // A new host process: the listener, the connections (redis-benchmark's
-    // 100 among them) and the store wait in the daemon meanwhile.
-    let before = Instant::now();
-    let stopped = service
-        .stop()
-        .unwrap_or_else(|e| panic!("{e}\n{}", service.logs()));
-    service.start_serve(RESP_V1, Device::Daemon);
-    windows.push(("the restart".into(), before, Instant::now()));
-    eprintln!(
-        "restart: fdbox stop took {stopped:?}, back in {:?}",
-        before.elapsed()
+    let windows = upgrades_and_a_restart(
+        &mut service,
+        RESP_V1,
+        RESP_V2,
+        Duration::from_millis(700),
+        |service, step| match step {
+            Step::Upgraded { index, to_v2, .. } => {
+                let version = if *to_v2 { "resp-v2" } else { "resp-v1" };
+                assert!(
+                    cli(service, &["INFO", "server"]).contains(&format!("version:{version}")),
+                    "after upgrade {index}"
+                );
+                // STRLEN is v2's.
+                let strlen = cli(service, &["STRLEN", "seed:7"]);
+                if *to_v2 {
+                    assert_eq!(strlen, "7");
+                } else {
+                    assert!(strlen.contains("unknown command 'STRLEN'"), "{strlen}");
+                }
+                if *index == 0 {
+                    half.send(&first[20..]).unwrap();
+                    assert_eq!(line(&mut half), "+OK");
+                    half.send(&second[..25]).unwrap();
+                }
+            }
+            Step::Restarted { .. } => {
+                half.send(&second[25..]).unwrap();
+                assert_eq!(line(&mut half), "+OK");
+            }
+        },
     );
-    half.send(&second[25..]).unwrap();
-    assert_eq!(line(&mut half), "+OK");
-    std::thread::sleep(Duration::from_millis(1000));
 
     let runs = bench.finish();
     let probed = probe.finish();
@@ -470,10 +441,10 @@ fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
     );
     let mut gaps: Vec<Duration> = windows[..10]
         .iter()
-        .map(|(_, from, to)| probed.gap(*from, *to))
+        .map(|w| probed.gap(w.from, w.to))
         .collect();
     gaps.sort();
-    let restart_gap = probed.gap(windows[10].1, windows[10].2);
+    let restart_gap = probed.gap(windows[10].from, windows[10].to);
     for r in &runs {
         assert!(
             r.ok,
@@ -485,10 +456,12 @@ fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
     }
     // Each upgrade and the restart happened while redis-benchmark ran:
     // at every instant, a run of one loop or the other was going on.
-    for (what, from, to) in &windows {
+    let spans: Vec<_> = runs.iter().map(|r| (r.started, r.ended)).collect();
+    for window in &windows {
         assert!(
-            covered(&runs, *from, *to),
-            "{what} happened while no redis-benchmark run was going on"
+            covered(&spans, window.from, window.to),
+            "{} happened while no redis-benchmark run was going on",
+            window.what
         );
     }
     let (plain, pipelined): (Vec<&Run>, Vec<&Run>) = runs.iter().partition(|r| !r.pipelined);

@@ -146,6 +146,20 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// Whether the spans (start, end) of a client's runs cover every instant
+/// from `from` to `to`: that something was running through a hand-over.
+pub fn covered(spans: &[(Instant, Instant)], from: Instant, to: Instant) -> bool {
+    let mut reached = from;
+    let mut spans = spans.to_vec();
+    spans.sort();
+    for (start, end) in spans {
+        if start <= reached && end > reached {
+            reached = end;
+        }
+    }
+    reached >= to
+}
+
 /// How many failures [`LoadReport::failures`] keeps.
 const KEPT_FAILURES: usize = 50;
 

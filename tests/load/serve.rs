@@ -1,7 +1,8 @@
 //! The processes a load runs against: a private holder daemon, `fdbox
-//! serve` with the kv service (or the RESP service, [`Guest`]) on a free
-//! loopback port, and the `fdbox upgrade` / `fdbox stop` commands that drive
-//! it.
+//! serve` with the kv service (or the RESP or HTTP service, [`Guest`]) on a
+//! free loopback port, and the `fdbox upgrade` / `fdbox stop` commands that
+//! drive it ([`upgrades_and_a_restart`]: the cycle the RESP and HTTP tests
+//! run their clients through).
 //!
 //! Every process is owned by a [`Proc`], which kills and reaps it when
 //! dropped, so a failing test leaves nothing behind. A [`Service`] dropped
@@ -192,6 +193,8 @@ pub enum Guest {
     Kv,
     /// `resp-service`, box `resp`.
     Resp,
+    /// `http-service`, box `http`.
+    Http,
 }
 
 impl Guest {
@@ -200,15 +203,21 @@ impl Guest {
         match self {
             Guest::Kv => "kv",
             Guest::Resp => "resp",
+            Guest::Http => "http",
         }
     }
 
-    /// Its answer line to the line `PING` (without the `\n`): both
-    /// services take it, the RESP one as an inline command.
-    pub fn pong(self) -> &'static str {
+    /// A request that shows it answers, and the first line of the answer
+    /// (without the `\n`): `PING` for the kv and RESP services (the RESP
+    /// one takes it as an inline command), `GET /` for the HTTP one.
+    pub fn probe(self) -> (&'static str, &'static str) {
         match self {
-            Guest::Kv => "PONG",
-            Guest::Resp => "+PONG\r",
+            Guest::Kv => ("PING\n", "PONG"),
+            Guest::Resp => ("PING\n", "+PONG\r"),
+            Guest::Http => (
+                "GET / HTTP/1.1\r\nHost: fdbox\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r",
+            ),
         }
     }
 }
@@ -236,7 +245,7 @@ pub struct Service {
 
 impl Service {
     /// Starts a daemon, then `fdbox serve component` on it, and waits until
-    /// the service answers `PING`.
+    /// the service answers its probe ([`Guest::probe`]).
     pub fn start(tag: &str, component: &str) -> Service {
         Self::start_with(tag, component, &[])
     }
@@ -322,7 +331,8 @@ impl Service {
     }
 
     /// Starts `fdbox serve` (there must be none running) and waits until
-    /// the service answers `PING` on a new connection.
+    /// the service answers its probe ([`Guest::probe`]) on a new
+    /// connection.
     pub fn start_serve(&mut self, component: &str, device: Device) {
         assert!(self.serve.is_none(), "fdbox serve is already running");
         let log = self.dir.join(format!("serve-{}.log", self.logs.len()));
@@ -352,15 +362,16 @@ impl Service {
         }
     }
 
-    /// Waits until a new connection gets its answer to `PING`
-    /// ([`Guest::pong`]).
+    /// Waits until a new connection gets its answer to the probe
+    /// ([`Guest::probe`]).
     pub fn wait_answering(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
+        let (probe, answer) = self.guest.probe();
         loop {
             let answered = Client::connect(self.addr, Duration::from_secs(5))
                 .ok()
-                .and_then(|mut c| c.ask("PING").ok());
-            if answered.as_deref() == Some(self.guest.pong()) {
+                .and_then(|mut c| c.send(probe).ok().and_then(|()| c.answer().ok()));
+            if answered.as_deref() == Some(answer) {
                 return;
             }
             let serve = self.serve.as_mut().expect("no fdbox serve");
@@ -453,4 +464,90 @@ impl Drop for Service {
             eprintln!("{}", self.logs());
         }
     }
+}
+
+/// A hand-over a test made: when it began and ended.
+pub struct Window {
+    /// `upgrade 3`, `the restart`.
+    pub what: String,
+    pub from: Instant,
+    pub to: Instant,
+}
+
+/// What [`upgrades_and_a_restart`] has just done.
+pub enum Step {
+    /// Upgrade `index` (0 to 9), to `v2` if `to_v2`, else to `v1`.
+    Upgraded {
+        index: usize,
+        to_v2: bool,
+        outcome: Upgraded,
+    },
+    /// `fdbox stop`, which took `stop`, then `fdbox serve v1` on the daemon
+    /// device in a new host process, answering `back` after the stop began.
+    Restarted { stop: Duration, back: Duration },
+}
+
+/// Upgrades `service` v1 -> v2 -> v1 ... ten times (it must be running
+/// `v1`), then restarts it in a new host process on the daemon device
+/// (`fdbox stop`, `fdbox serve v1`): the cycle `tests/resp.rs` and
+/// `tests/http.rs` run their clients through. Calls `after` with the
+/// service after each step, then sleeps `pause`; panics (with the logs) if a
+/// step fails. Returns when each step began and ended, for [`super::covered`].
+pub fn upgrades_and_a_restart(
+    service: &mut Service,
+    v1: &str,
+    v2: &str,
+    pause: Duration,
+    mut after: impl FnMut(&Service, &Step),
+) -> Vec<Window> {
+    let name = |component: &str| {
+        Path::new(component)
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+    };
+    let mut windows = Vec::new();
+    for index in 0..10 {
+        let to_v2 = index % 2 == 0;
+        let component = if to_v2 { v2 } else { v1 };
+        let from = Instant::now();
+        let outcome = service
+            .upgrade(component)
+            .unwrap_or_else(|e| panic!("upgrade {index} failed: {e}\n{}", service.logs()));
+        windows.push(Window {
+            what: format!("upgrade {index}"),
+            from,
+            to: Instant::now(),
+        });
+        eprintln!(
+            "upgrade {index} to {}: {}",
+            name(component),
+            outcome.message
+        );
+        after(
+            service,
+            &Step::Upgraded {
+                index,
+                to_v2,
+                outcome,
+            },
+        );
+        std::thread::sleep(pause);
+    }
+    // A new host process: the listener, the connections and the state wait
+    // in the daemon meanwhile.
+    let from = Instant::now();
+    let stop = service
+        .stop()
+        .unwrap_or_else(|e| panic!("{e}\n{}", service.logs()));
+    service.start_serve(v1, Device::Daemon);
+    let back = from.elapsed();
+    windows.push(Window {
+        what: "the restart".into(),
+        from,
+        to: Instant::now(),
+    });
+    eprintln!("restart: fdbox stop took {stop:?}, answering again {back:?} after it began");
+    after(service, &Step::Restarted { stop, back });
+    std::thread::sleep(pause);
+    windows
 }
