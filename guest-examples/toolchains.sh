@@ -5,7 +5,8 @@
 #   JavaScript  @bytecodealliance/componentize-js (npm, from the npm registry)
 #   Rust        the wasm32-wasip2 target (rustup)
 # and the clients the service tests drive: redis-tools (redis-cli and
-# redis-benchmark, apt) for tests/resp.rs, and redis-server, its baseline.
+# redis-benchmark, apt) for tests/resp.rs, and redis-server, its baseline;
+# wrk (apt) for tests/http.rs.
 # into one directory outside any cargo target directory, so that a shared
 # CARGO_TARGET_DIR, `cargo clean` or a fresh clone changes nothing:
 #   $FDBOX_GUEST_TOOLCHAINS, else ${XDG_CACHE_HOME:-$HOME/.cache}/fdbox/guest-toolchains
@@ -44,7 +45,7 @@ rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasi
 # Debian packages, only those missing (a newer Node.js from elsewhere is
 # kept: Debian's npm would conflict with it).
 packages=()
-for p in clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc python3-venv redis-tools redis-server; do
+for p in clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc python3-venv redis-tools redis-server wrk; do
     dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
 command -v npm >/dev/null || packages+=(nodejs npm)
