@@ -1,7 +1,7 @@
 //! The hand-over of a TCP service under `fdbox serve`, written once for
-//! every service guest (`kv-service`, `resp-service`): each brings only its
-//! [`Protocol`] (how it answers the bytes a connection sent, and what state
-//! it boxes), and [`main`] does the rest.
+//! every service guest (`kv-service`, `resp-service`, `http-service`): each
+//! brings only its [`Protocol`] (how it answers the bytes a connection sent,
+//! and what state it boxes), and [`main`] does the rest.
 //!
 //! # Start and hand-over
 //!

@@ -7,8 +7,8 @@
 //! the input the service has not read still in the kernel's socket buffer),
 //! the key/value map, and for each connection what the socket cannot carry
 //! (its request count and the start of a line it has not finished). The
-//! hand-over is `fdbox_guest::service`'s, which `resp-service` shares; this
-//! crate adds the protocol and the map.
+//! hand-over is `fdbox_guest::service`'s, which `resp-service` and
+//! `http-service` share; this crate adds the protocol and the map.
 //!
 //! The binaries are thin: `kv-v1` and `kv-v2` call [`main`] with their
 //! [`Version`], `kv-broken` traps before it starts. The protocol itself is
