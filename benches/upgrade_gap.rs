@@ -159,10 +159,7 @@ fn row(report: &LoadReport, phase: &Phase, steady_median: Duration) -> Row {
     let mut event_gaps: Vec<Duration> = phase
         .events
         .iter()
-        .map(|&(a, b)| {
-            let worst = report.latencies(a, b).last().copied().unwrap_or_default();
-            worst.saturating_sub(steady_median)
-        })
+        .map(|&(a, b)| report.gap(a, b, steady_median))
         .collect();
     event_gaps.sort();
     Row {
@@ -173,27 +170,6 @@ fn row(report: &LoadReport, phase: &Phase, steady_median: Duration) -> Row {
         gap: max.saturating_sub(steady_median),
         median_event_gap: percentile(&event_gaps, 0.5),
     }
-}
-
-/// The longest wait beyond `median` in each window of length `len` cut
-/// from `[from, to)`, sorted: what the gap measure reads when nothing
-/// happens.
-fn window_gaps(
-    report: &LoadReport,
-    from: Instant,
-    to: Instant,
-    len: Duration,
-    median: Duration,
-) -> Vec<Duration> {
-    let mut gaps = Vec::new();
-    let mut start = from;
-    while !len.is_zero() && start + len <= to {
-        let worst = report.latencies(start, start + len).last().copied();
-        gaps.push(worst.unwrap_or_default().saturating_sub(median));
-        start += len;
-    }
-    gaps.sort();
-    gaps
 }
 
 fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
@@ -308,7 +284,7 @@ fn main() {
         &sorted(upgrades.events.iter().map(|(a, b)| *b - *a).collect()),
         0.5,
     );
-    let noise = window_gaps(&report, steady.from, steady.to, event_len, steady_median);
+    let noise = report.window_gaps(steady.from, steady.to, event_len, steady_median);
     let noise_median = percentile(&noise, 0.5);
     let added = rows[1].median_event_gap.saturating_sub(noise_median);
     let added_worst = rows[1].gap.saturating_sub(rows[0].gap);

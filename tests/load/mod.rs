@@ -1,6 +1,8 @@
-//! A load client for the kv service (`guest-examples/rust/kv-service`), and
-//! (in [`serve`]) the processes it runs against: shared by
-//! `tests/upgrade.rs` and `benches/upgrade_gap.rs`.
+//! A load client for the kv service (`guest-examples/rust/kv-service`) or
+//! the RESP service (`guest-examples/rust/resp-service`,
+//! [`LoadConfig::guest`]), and (in [`serve`]) the processes it runs
+//! against: shared by `tests/upgrade.rs`, `benches/upgrade_gap.rs` and
+//! `benches/upgrade_scaling.rs`.
 //!
 //! [`Load`] runs, until stopped:
 //!
@@ -8,9 +10,11 @@
 //!   time (`SET`, `GET`, `INCR`, `COUNT` on keys of their own) and check every
 //!   answer exactly against a model of what the service must hold, `COUNT`
 //!   included: a connection that the service carried across a hand-over
-//!   keeps its count;
+//!   keeps its count (the RESP service has no `COUNT`: it gets the same
+//!   requests as inline commands, `GET` of the `INCR` key in its place);
 //! - one thread that opens short connections, one after the other: connect,
-//!   `PING` and `COUNT` in one write, expect `PONG` and `VALUE 2`, close.
+//!   `PING` and `COUNT` in one write, expect `PONG` and `VALUE 2`, close
+//!   (RESP: two `PING`s, two `+PONG`).
 //!
 //! It counts refused connections, resets (a reset, a broken pipe, or end of
 //! file where an answer was due), wrong answers, lost answers (none within
@@ -23,6 +27,8 @@
 #![allow(dead_code)]
 
 pub mod serve;
+
+use serve::Guest;
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -46,6 +52,8 @@ pub struct LoadConfig {
     pub pause: Duration,
     /// An answer that takes longer is lost.
     pub answer_timeout: Duration,
+    /// Which service it talks to.
+    pub guest: Guest,
 }
 
 impl LoadConfig {
@@ -58,6 +66,7 @@ impl LoadConfig {
             short: true,
             pause: Duration::from_millis(2),
             answer_timeout: Duration::from_secs(10),
+            guest: Guest::Kv,
         }
     }
 }
@@ -134,6 +143,38 @@ impl LoadReport {
             .collect();
         v.sort();
         v
+    }
+
+    /// The longest a request first sent in `[from, to)` waited beyond
+    /// `median` (the steady median): the gap of that window.
+    pub fn gap(&self, from: Instant, to: Instant, median: Duration) -> Duration {
+        let worst = self
+            .samples
+            .iter()
+            .filter(|s| s.start >= from && s.start < to)
+            .map(|s| s.latency)
+            .max();
+        worst.unwrap_or_default().saturating_sub(median)
+    }
+
+    /// The gap ([`LoadReport::gap`]) of each window of length `len` cut
+    /// from `[from, to)`, sorted: what the gap of an event reads when
+    /// nothing happens (the noise floor).
+    pub fn window_gaps(
+        &self,
+        from: Instant,
+        to: Instant,
+        len: Duration,
+        median: Duration,
+    ) -> Vec<Duration> {
+        let mut gaps = Vec::new();
+        let mut start = from;
+        while !len.is_zero() && start + len <= to {
+            gaps.push(self.gap(start, start + len, median));
+            start += len;
+        }
+        gaps.sort();
+        gaps
     }
 }
 
@@ -356,6 +397,19 @@ impl Client {
         self.answer()
     }
 
+    /// Sends `line` as an inline RESP command (with `\r\n`) and returns
+    /// the reply's lines, each without its `\n` and joined by `\n`: one
+    /// line, or two for a bulk string that is not nil.
+    pub fn ask_resp(&mut self, line: &str) -> Result<String, AskError> {
+        self.send(&format!("{line}\r\n"))?;
+        let first = self.answer()?;
+        if first.starts_with('$') && first != "$-1\r" {
+            Ok(format!("{first}\n{}", self.answer()?))
+        } else {
+            Ok(first)
+        }
+    }
+
     /// Like [`Client::ask`], panicking on a failure.
     pub fn must_ask(&mut self, line: &str) -> String {
         self.ask(line)
@@ -447,6 +501,34 @@ impl Model {
             _ => ("COUNT".into(), format!("VALUE {i}")),
         }
     }
+
+    /// [`Model::next`] for the RESP service, as inline commands; the reply
+    /// as [`Client::ask_resp`] returns it. `GET` of the `INCR` key takes the
+    /// place of `COUNT`.
+    fn next_resp(&mut self) -> (String, String) {
+        fn bulk(value: Option<String>) -> String {
+            match value {
+                Some(v) => format!("${}\r\n{v}\r", v.len()),
+                None => "$-1\r".into(),
+            }
+        }
+        let (request, _) = self.next();
+        let i = self.sent;
+        let slot = ((i / 4) % 4) as usize;
+        let key = format!("{}k{slot}", self.prefix);
+        match i % 4 {
+            0 => (request, "+OK\r".into()),
+            1 => (
+                format!("GET {key}"),
+                bulk(self.values[slot].map(|v| format!("v{v}"))),
+            ),
+            2 => (request, format!(":{}\r", self.counter)),
+            _ => (
+                format!("GET {}n", self.prefix),
+                bulk((self.counter > 0).then(|| self.counter.to_string())),
+            ),
+        }
+    }
 }
 
 /// Connects, retrying every millisecond; a connection that needed retries
@@ -481,9 +563,16 @@ fn persistent(shared: &Shared, config: &LoadConfig, index: usize) -> Vec<Sample>
         let mut model = Model::new(index, generation);
         generation += 1;
         while !shared.stopped() {
-            let (request, expected) = model.next();
+            let (request, expected) = match config.guest {
+                Guest::Kv => model.next(),
+                Guest::Resp => model.next_resp(),
+            };
             let start = failed_since.unwrap_or_else(Instant::now);
-            let failure = match client.ask(&request) {
+            let asked = match config.guest {
+                Guest::Kv => client.ask(&request),
+                Guest::Resp => client.ask_resp(&request),
+            };
+            let failure = match asked {
                 Ok(answer) if answer == expected => {
                     samples.push(Sample {
                         start,
@@ -522,12 +611,16 @@ fn short(shared: &Shared, config: &LoadConfig) -> Vec<Sample> {
         let Some(mut client) = connect(shared, config, &who) else {
             break;
         };
-        let outcome = client.send("PING\nCOUNT\n").and_then(|()| {
+        let (request, second) = match config.guest {
+            Guest::Kv => ("PING\nCOUNT\n", "VALUE 2"),
+            Guest::Resp => ("PING\r\nPING\r\n", Guest::Resp.pong()),
+        };
+        let outcome = client.send(request).and_then(|()| {
             let first = client.answer()?;
             Ok((first, client.answer()?))
         });
         let failure = match outcome {
-            Ok((pong, count)) if pong == "PONG" && count == "VALUE 2" => {
+            Ok((pong, count)) if pong == config.guest.pong() && count == second => {
                 samples.push(Sample {
                     start,
                     latency: start.elapsed(),
@@ -540,7 +633,10 @@ fn short(shared: &Shared, config: &LoadConfig) -> Vec<Sample> {
             }
             Ok(answers) => (
                 &shared.wrong,
-                format!("{who}: got {answers:?}, expected (\"PONG\", \"VALUE 2\")"),
+                format!(
+                    "{who}: got {answers:?}, expected ({:?}, {second:?})",
+                    config.guest.pong()
+                ),
             ),
             Err(AskError::Lost) => (&shared.lost, format!("{who}: no answer")),
             Err(AskError::Reset(e)) => (&shared.reset, format!("{who}: {e}")),

@@ -275,10 +275,24 @@ impl Service {
         extra: &[&str],
         nofile: Option<u64>,
     ) -> Service {
+        Self::start_with_daemon(tag, component, guest, extra, nofile, &[])
+    }
+
+    /// [`Service::start_guest`], the daemon started with more `fdbox
+    /// daemon` arguments (`daemon_extra`: its limits, say).
+    pub fn start_with_daemon(
+        tag: &str,
+        component: &str,
+        guest: Guest,
+        extra: &[&str],
+        nofile: Option<u64>,
+        daemon_extra: &[&str],
+    ) -> Service {
         let dir = TempDir::new(tag);
         let daemon_socket = dir.join("daemon.sock");
         let mut cmd = Command::new(FDBOX);
         cmd.arg("daemon").arg("--socket").arg(&daemon_socket);
+        cmd.args(daemon_extra);
         let mut daemon = Proc::spawn("fdbox daemon", cmd, &dir.join("daemon.log"));
         let deadline = Instant::now() + START_TIMEOUT;
         while fdbox_host::DaemonDevice::connect(&daemon_socket).is_err() {
@@ -446,6 +460,22 @@ impl Service {
     /// Whether `fdbox serve` still runs.
     pub fn serving(&mut self) -> bool {
         self.serve.as_mut().is_some_and(Proc::running)
+    }
+
+    /// The lines of every serve log and of the daemon's that hold a
+    /// warning or an error.
+    pub fn warnings(&self) -> Vec<String> {
+        self.logs
+            .iter()
+            .chain([&self.daemon.log])
+            .flat_map(|log| {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                text.lines()
+                    .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// The tail of every serve log and of the daemon's.
