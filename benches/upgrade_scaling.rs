@@ -108,6 +108,7 @@ impl Spec {
         match self.guest {
             Guest::Kv => thousands(self.open as u64),
             Guest::Resp => size(self.state),
+            Guest::Http => unreachable!("the bench's rows are kv and RESP ones"),
         }
     }
 
@@ -115,6 +116,7 @@ impl Spec {
         match self.guest {
             Guest::Kv => [KV_V1, KV_V2],
             Guest::Resp => [RESP_V1, RESP_V2],
+            Guest::Http => unreachable!("the bench's rows are kv and RESP ones"),
         }
     }
 }
@@ -204,10 +206,9 @@ fn load_average() -> String {
 
 /// The `PING` a guest takes on a fresh connection, and its exact answer.
 fn ping(guest: Guest) -> (&'static [u8], Vec<u8>) {
-    match guest {
-        Guest::Kv => (b"PING\n", format!("{}\n", guest.pong()).into_bytes()),
-        Guest::Resp => (b"PING\r\n", format!("{}\n", guest.pong()).into_bytes()),
-    }
+    assert!(guest != Guest::Http, "idle connections are kv or RESP ones");
+    let (request, answer) = guest.probe();
+    (request.as_bytes(), format!("{answer}\n").into_bytes())
 }
 
 /// `PING`s every connection, then reads every answer; how many answered
@@ -592,6 +593,7 @@ fn table(title: &str, rows: &[(Spec, Result<Outcome>)]) {
                         o.keys_checked,
                         keys_for(spec.state).0
                     ),
+                    Guest::Http => unreachable!("the bench's rows are kv and RESP ones"),
                 };
                 println!(
                     "| {} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} / {} | {} / {} ({} requests) | {} | {carried} |",

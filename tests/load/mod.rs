@@ -243,6 +243,10 @@ pub struct Load {
 impl Load {
     /// Starts the threads; returns at once.
     pub fn start(config: LoadConfig) -> Load {
+        assert!(
+            config.guest != Guest::Http,
+            "the load client speaks the kv and RESP protocols only; tests/http.rs drives wrk"
+        );
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             refused: AtomicU64::new(0),
@@ -566,11 +570,13 @@ fn persistent(shared: &Shared, config: &LoadConfig, index: usize) -> Vec<Sample>
             let (request, expected) = match config.guest {
                 Guest::Kv => model.next(),
                 Guest::Resp => model.next_resp(),
+                Guest::Http => unreachable!("Load::start refuses the HTTP guest"),
             };
             let start = failed_since.unwrap_or_else(Instant::now);
             let asked = match config.guest {
                 Guest::Kv => client.ask(&request),
                 Guest::Resp => client.ask_resp(&request),
+                Guest::Http => unreachable!("Load::start refuses the HTTP guest"),
             };
             let failure = match asked {
                 Ok(answer) if answer == expected => {
@@ -611,16 +617,18 @@ fn short(shared: &Shared, config: &LoadConfig) -> Vec<Sample> {
         let Some(mut client) = connect(shared, config, &who) else {
             break;
         };
+        let pong = config.guest.probe().1;
         let (request, second) = match config.guest {
             Guest::Kv => ("PING\nCOUNT\n", "VALUE 2"),
-            Guest::Resp => ("PING\r\nPING\r\n", Guest::Resp.pong()),
+            Guest::Resp => ("PING\r\nPING\r\n", pong),
+            Guest::Http => unreachable!("Load::start refuses the HTTP guest"),
         };
         let outcome = client.send(request).and_then(|()| {
             let first = client.answer()?;
             Ok((first, client.answer()?))
         });
         let failure = match outcome {
-            Ok((pong, count)) if pong == config.guest.pong() && count == second => {
+            Ok((first, count)) if first == pong && count == second => {
                 samples.push(Sample {
                     start,
                     latency: start.elapsed(),
@@ -633,10 +641,7 @@ fn short(shared: &Shared, config: &LoadConfig) -> Vec<Sample> {
             }
             Ok(answers) => (
                 &shared.wrong,
-                format!(
-                    "{who}: got {answers:?}, expected ({:?}, {second:?})",
-                    config.guest.pong()
-                ),
+                format!("{who}: got {answers:?}, expected ({pong:?}, {second:?})"),
             ),
             Err(AskError::Lost) => (&shared.lost, format!("{who}: no answer")),
             Err(AskError::Reset(e)) => (&shared.reset, format!("{who}: {e}")),
