@@ -3,7 +3,7 @@
 use crate::device::rules::{EntriesQuota, PutTarget, check_put, guest_quota};
 use crate::device::{BoxStatus, Capabilities, Device, EntryInfo, HeldBox, RefusedBatch};
 use crate::{Error, Handle, HandleKind, Name};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 /// Boxes and their fds owned by the host process.
@@ -20,7 +20,10 @@ pub struct MemoryDevice {
 #[derive(Default)]
 struct BoxContents {
     sealed: bool,
-    entries: BTreeMap<Name, Handle>,
+    /// Unordered: one hash per lookup instead of a dozen string compares
+    /// down a tree (BENCHMARKS.md), with std's keyed hasher, so names a peer
+    /// chooses cannot be made to collide. Listings sort by name.
+    entries: HashMap<Name, Handle>,
 }
 
 impl BoxContents {
@@ -61,12 +64,35 @@ impl MemoryDevice {
 }
 
 /// The first name of `batch` already in `entries` or repeated in the batch.
-fn first_taken(entries: &BTreeMap<Name, Handle>, batch: &[(Name, Handle)]) -> Option<Name> {
+fn first_taken(entries: &HashMap<Name, Handle>, batch: &[(Name, Handle)]) -> Option<Name> {
     let mut seen = std::collections::HashSet::with_capacity(batch.len());
     batch
         .iter()
         .find(|(name, _)| entries.contains_key(name) || !seen.insert(name))
         .map(|(name, _)| name.clone())
+}
+
+/// The entries of a box, by name.
+fn sorted(entries: &HashMap<Name, Handle>) -> Vec<(&Name, &Handle)> {
+    let mut sorted: Vec<_> = entries.iter().collect();
+    sorted.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    sorted
+}
+
+/// Why `names` cannot all be taken from a box holding `entries`: the first
+/// name missing, or else the first asked twice (the second time it is
+/// missing too).
+fn missing_or_twice(box_name: &Name, entries: &HashMap<Name, Handle>, names: &[Name]) -> Error {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    let entry = names
+        .iter()
+        .find(|n| !entries.contains_key(*n))
+        .or_else(|| names.iter().find(|n| !seen.insert(*n)))
+        .expect("a name was missing or asked twice");
+    Error::NoSuchEntry {
+        box_name: box_name.clone(),
+        entry: entry.clone(),
+    }
 }
 
 impl MemoryDevice {
@@ -113,10 +139,10 @@ impl MemoryDevice {
         let mut lost = Vec::new();
         for (name, handle) in entries {
             match b.entries.entry(name) {
-                std::collections::btree_map::Entry::Occupied(taken) => {
+                std::collections::hash_map::Entry::Occupied(taken) => {
                     lost.push((taken.key().clone(), handle))
                 }
-                std::collections::btree_map::Entry::Vacant(free) => {
+                std::collections::hash_map::Entry::Vacant(free) => {
                     free.insert(handle);
                 }
             }
@@ -137,7 +163,7 @@ impl MemoryDevice {
             .map(|(name, b)| HeldBox {
                 name,
                 sealed: b.sealed,
-                entries: b.entries.iter().collect(),
+                entries: sorted(&b.entries),
             })
             .collect())
     }
@@ -158,7 +184,7 @@ impl MemoryDevice {
                 Error::BoxExists(taken.key().clone())
             }
             std::collections::btree_map::Entry::Vacant(free) => {
-                match first_taken(&BTreeMap::new(), &entries) {
+                match first_taken(&HashMap::new(), &entries) {
                     Some(entry) => Error::EntryExists {
                         box_name: free.key().clone(),
                         entry,
@@ -252,25 +278,20 @@ impl Device for MemoryDevice {
             if b.sealed {
                 return Err(Error::BoxSealed(box_name.clone()));
             }
-            if let Some(missing) = names.iter().find(|n| !b.entries.contains_key(*n)) {
-                return Err(Error::NoSuchEntry {
-                    box_name: box_name.clone(),
-                    entry: missing.clone(),
-                });
+            // One lookup per name: take them out in order, and on the first
+            // name that is not there (missing, or asked twice) put back what
+            // was taken, so the box is as it was, and name the problem.
+            let mut taken = Vec::with_capacity(names.len());
+            for name in names {
+                match b.entries.remove_entry(name) {
+                    Some(entry) => taken.push(entry),
+                    None => {
+                        b.entries.extend(taken);
+                        return Err(missing_or_twice(box_name, &b.entries, names));
+                    }
+                }
             }
-            // Names are unique in the box, so a name asked twice is missing
-            // the second time: check before taking anything.
-            let mut seen = std::collections::HashSet::with_capacity(names.len());
-            if let Some(twice) = names.iter().find(|n| !seen.insert(*n)) {
-                return Err(Error::NoSuchEntry {
-                    box_name: box_name.clone(),
-                    entry: twice.clone(),
-                });
-            }
-            Ok(names
-                .iter()
-                .map(|n| b.entries.remove(n).expect("checked above"))
-                .collect())
+            Ok(taken.into_iter().map(|(_, handle)| handle).collect())
         })
     }
 
@@ -288,8 +309,8 @@ impl Device for MemoryDevice {
 
     fn entries(&self, box_name: &Name) -> Result<Vec<EntryInfo>, Error> {
         self.with_box(box_name, |b| {
-            Ok(b.entries
-                .iter()
+            Ok(sorted(&b.entries)
+                .into_iter()
                 .map(|(name, handle)| EntryInfo {
                     name: name.clone(),
                     kind: handle.kind(),
