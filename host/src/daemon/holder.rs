@@ -23,6 +23,7 @@
 use super::budget::{Budget, Client, Shares};
 use super::fd_store::{FdNames, FdStore};
 use super::manifest::{MANIFEST_FD_PREFIX, Manifest, ManifestError, manifest_fd_name};
+use super::owners::{BoxOwners, release_each};
 use crate::device::daemon::wire::MAX_FDS_PER_FRAME;
 use crate::device::rules::EntriesQuota;
 use crate::device::{Device, RefusedBatch};
@@ -166,9 +167,9 @@ struct Shared {
     handover: FdNames,
     /// The fds held and staged, in all and per client.
     budget: Budget,
-    /// Who put each entry held, by box and entry name (entries recovered
-    /// from a hand-over have none).
-    owners: HashMap<Name, HashMap<Name, Client>>,
+    /// Who put each entry held, by box (entries recovered from a hand-over
+    /// have nobody; a box without a record holds only those).
+    owners: HashMap<Name, BoxOwners>,
 }
 
 /// Who is inside the holder, for an upgrade that must wait until nobody is.
@@ -462,11 +463,7 @@ impl Holder {
             let released = self.boxes.status(name)?.entries;
             self.boxes.delete_box(name)?;
             let owners = shared.owners.remove(name).unwrap_or_default();
-            let unowned = released - owners.len();
-            for owner in owners.into_values() {
-                shared.budget.release(Some(owner), 1);
-            }
-            shared.budget.release(None, unowned);
+            owners.release_all(released, &mut shared.budget);
             Ok(())
         })
     }
@@ -494,20 +491,40 @@ impl Holder {
         caller_limit: Option<usize>,
     ) -> Result<(), Error> {
         let count = entries.len();
-        let names: Vec<Name> = entries.iter().map(|(name, _)| name.clone()).collect();
         let mut quotas = vec![EntriesQuota::Holder(self.limits.max_entries_per_box)];
         quotas.extend(caller_limit.map(EntriesQuota::Guest));
         self.change(|shared| {
             shared
                 .budget
                 .check(Some(client), count, self.connections())?;
-            self.boxes
+            // Whatever a box without a record holds is recovered: nobody's.
+            let unowned = match shared.owners.get(box_name) {
+                Some(_) => 0,
+                None => self.boxes.status(box_name).map_or(0, |s| s.entries),
+            };
+            let mut owners = shared
+                .owners
+                .remove(box_name)
+                .unwrap_or_else(|| BoxOwners::with_unowned(unowned));
+            // Copied only if the box holds entries of someone else's: then
+            // each of this batch's owner is recorded by name.
+            let names: Vec<Name> = if owners.counts(Some(client)) {
+                Vec::new()
+            } else {
+                entries.iter().map(|(name, _)| name.clone()).collect()
+            };
+            let put = self
+                .boxes
                 .put_within_quotas(box_name, entries, &quotas)
-                .map_err(|refused| refused.error)?;
-            shared.budget.hold(Some(client), count);
-            let owners = shared.owners.entry(box_name.clone()).or_default();
-            owners.extend(names.into_iter().map(|name| (name, client)));
-            Ok(())
+                .map_err(|refused| refused.error);
+            if put.is_ok() {
+                shared.budget.hold(Some(client), count);
+                owners.add_batch(Some(client), count, &names);
+            }
+            if !owners.is_empty() {
+                shared.owners.insert(box_name.clone(), owners);
+            }
+            put
         })
     }
 
@@ -542,7 +559,13 @@ impl Holder {
             // Who put them goes with them: a put under the same name while
             // they are out is someone else's entry.
             let owners = match shared.owners.get_mut(&box_name) {
-                Some(of_box) => names.iter().map(|name| of_box.remove(name)).collect(),
+                Some(of_box) => {
+                    let owners = names.iter().map(|name| of_box.take(name)).collect();
+                    if of_box.is_empty() {
+                        shared.owners.remove(&box_name);
+                    }
+                    owners
+                }
                 None => vec![None; names.len()],
             };
             let entries = names.into_iter().zip(handles).collect();
@@ -561,9 +584,7 @@ impl Holder {
     pub(super) fn acknowledge(&self, id: u64) {
         self.change(|shared| {
             if let Some(lent) = shared.loans.remove(&id) {
-                for owner in &lent.owners {
-                    shared.budget.release(*owner, 1);
-                }
+                release_each(&lent.owners, &mut shared.budget);
             }
         });
     }
@@ -585,22 +606,29 @@ impl Holder {
                 unreachable!("a loan is shared only while its reply is sent")
             };
             let count = entries.len();
-            let owner_of: HashMap<Name, Client> = entries
+            let mut owner_of: HashMap<Name, Option<Client>> = entries
                 .iter()
                 .zip(owners)
-                .filter_map(|((name, _), owner)| Some((name.clone(), owner?)))
+                .map(|((name, _), owner)| (name.clone(), owner))
                 .collect();
             let lost = self.boxes.put_back(&box_name, entries);
-            let mut owner_of = owner_of;
             for (name, _) in &lost {
-                shared.budget.release(owner_of.remove(name), 1);
+                shared.budget.release(owner_of.remove(name).flatten(), 1);
             }
             if !owner_of.is_empty() {
-                shared
-                    .owners
-                    .entry(box_name.clone())
-                    .or_default()
-                    .extend(owner_of);
+                let of_box = match shared.owners.entry(box_name.clone()) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        // What the box held without a record is nobody's.
+                        let held = self.boxes.status(&box_name).map_or(0, |s| s.entries);
+                        v.insert(BoxOwners::with_unowned(
+                            held.saturating_sub(owner_of.len()),
+                        ))
+                    }
+                };
+                for (name, owner) in &owner_of {
+                    of_box.add(name, *owner);
+                }
             }
             if !lost.is_empty() {
                 tracing::error!(

@@ -8,6 +8,7 @@
 //! - [`manifest`]: the byte format that describes the held fds;
 //! - [`fd_store`]: names the fds and keeps systemd's fd store in line;
 //! - `budget.rs`: the fd budget and each client's shares of it;
+//! - `owners.rs`: who put each entry held, for the budget;
 //! - [`Holder`] (`holder.rs`): the boxes and every invariant that keeps them
 //!   whole, recovery from a hand-over included;
 //! - [`serve`], [`serve_until`] (`session.rs`): the event loop (one thread
@@ -17,6 +18,7 @@ mod budget;
 pub mod fd_store;
 mod holder;
 pub mod manifest;
+mod owners;
 mod session;
 
 pub use fd_store::FdStore;
