@@ -582,7 +582,7 @@ impl<'a> Session<'a> {
                 let kind = wire::kind_from_code(record.kind)
                     .ok_or(Error::UnsupportedHandle("unknown handle kind code"))?;
                 let handle = Handle::from_parts(fd, kind, wire::access_from_bits(record.bits));
-                Ok((name(&record.name)?, handle))
+                Ok((owned_name(record.name)?, handle))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         self.holder
@@ -593,8 +593,8 @@ impl<'a> Session<'a> {
         let holder = self.holder;
         let taken = name(box_name).and_then(|box_name| {
             let names = records
-                .iter()
-                .map(|r| name(&r.name))
+                .into_iter()
+                .map(|r| owned_name(r.name))
                 .collect::<Result<Vec<_>, _>>()?;
             // Lent until the peer acknowledges: if it vanishes first, the
             // entries go back into the box; meanwhile the fd store keeps
@@ -696,6 +696,14 @@ fn name(bytes: &[u8]) -> Result<Name, Error> {
         reason: "it is not UTF-8",
     })?;
     Name::new(s)
+}
+
+/// [`name`] of bytes the caller is done with (no copy).
+fn owned_name(bytes: Vec<u8>) -> Result<Name, Error> {
+    match String::from_utf8(bytes) {
+        Ok(s) => Name::new(s),
+        Err(e) => name(e.as_bytes()),
+    }
 }
 
 fn box_record(b: &BoxStatus) -> Record {

@@ -1,9 +1,10 @@
 //! The in-process device: boxes owned by the host process itself.
 
-use crate::device::rules::{EntriesQuota, PutTarget, check_put, guest_quota};
+use crate::device::rules::{EntriesQuota, PutTarget, check_put_but_names, guest_quota};
 use crate::device::{BoxStatus, Capabilities, Device, EntryInfo, HeldBox, RefusedBatch};
 use crate::{Error, Handle, HandleKind, Name};
 use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Mutex, MutexGuard};
 
 /// Boxes and their fds owned by the host process.
@@ -106,25 +107,60 @@ impl MemoryDevice {
         quotas: &[EntriesQuota],
     ) -> Result<(), RefusedBatch> {
         let mut boxes = self.lock();
-        let checked = match boxes.get_mut(box_name) {
-            None => Err(Error::NoSuchBox(box_name.clone())),
-            Some(b) => {
-                let target = PutTarget {
-                    name: box_name,
-                    sealed: b.sealed,
-                    entries: b.entries.len(),
-                    has_entry: &|name| b.entries.contains_key(name),
-                };
-                check_put(&target, &entries, quotas, &Capabilities::ALL).map(|()| b)
+        let b = match boxes.get_mut(box_name) {
+            None => {
+                let error = Error::NoSuchBox(box_name.clone());
+                return Err(RefusedBatch { error, entries });
             }
+            Some(b) => b,
         };
-        match checked {
-            Ok(b) => {
-                b.entries.extend(entries);
-                Ok(())
-            }
-            Err(error) => Err(RefusedBatch { error, entries }),
+        let target = PutTarget {
+            name: box_name,
+            sealed: b.sealed,
+            entries: b.entries.len(),
+            has_entry: &|name| b.entries.contains_key(name),
+        };
+        if let Err(error) =
+            check_put_but_names(&target, entries.len(), &entries, quotas, &Capabilities::ALL)
+        {
+            return Err(RefusedBatch { error, entries });
         }
+        // The last rule (no name taken or given twice) as the entries go
+        // in, one lookup each. The first name found taken takes what this
+        // batch put back out (told apart by fd: no two handles share one),
+        // and the box is as it was.
+        b.entries.reserve(entries.len());
+        let fds: Vec<RawFd> = entries.iter().map(|(_, h)| h.fd().as_raw_fd()).collect();
+        let mut entries = entries.into_iter();
+        while let Some((name, handle)) = entries.next() {
+            let taken = match b.entries.entry(name) {
+                std::collections::hash_map::Entry::Vacant(free) => {
+                    free.insert(handle);
+                    continue;
+                }
+                std::collections::hash_map::Entry::Occupied(taken) => taken.key().clone(),
+            };
+            let ours: HashMap<RawFd, usize> =
+                fds.iter().enumerate().map(|(i, fd)| (*fd, i)).collect();
+            let mut back: Vec<(usize, (Name, Handle))> = b
+                .entries
+                .extract_if(|_, h| ours.contains_key(&h.fd().as_raw_fd()))
+                .map(|entry| (ours[&entry.1.fd().as_raw_fd()], entry))
+                .collect();
+            back.sort_unstable_by_key(|(i, _)| *i);
+            let mut refused: Vec<(Name, Handle)> = back.into_iter().map(|(_, e)| e).collect();
+            refused.push((taken.clone(), handle));
+            refused.extend(entries);
+            let error = Error::EntryExists {
+                box_name: box_name.clone(),
+                entry: taken,
+            };
+            return Err(RefusedBatch {
+                error,
+                entries: refused,
+            });
+        }
+        Ok(())
     }
 
     /// Put entries back into a box whatever its seal, for a holder that took

@@ -56,15 +56,7 @@ pub fn check_put(
     quotas: &[EntriesQuota],
     capabilities: &Capabilities,
 ) -> Result<(), Error> {
-    if target.sealed {
-        return Err(Error::BoxSealed(target.name.clone()));
-    }
-    for quota in quotas {
-        check_entries_quota(target.name, target.entries, batch.len(), *quota)?;
-    }
-    if let Some((_, handle)) = batch.iter().find(|(_, h)| !capabilities.holds(h.kind())) {
-        return Err(Error::KindNotSupported(handle.kind()));
-    }
+    check_put_but_names(target, batch.len(), batch, quotas, capabilities)?;
     let mut seen = HashSet::with_capacity(batch.len());
     if let Some((name, _)) = batch
         .iter()
@@ -74,6 +66,31 @@ pub fn check_put(
             box_name: target.name.clone(),
             entry: name.clone(),
         });
+    }
+    Ok(())
+}
+
+/// Rules 1 to 3 of [`check_put`], for a device that checks rule 4 itself
+/// as it puts (one lookup per entry), refusing with [`Error::EntryExists`]
+/// naming the first entry of the batch taken or given twice.
+pub fn check_put_but_names<'a>(
+    target: &PutTarget<'_>,
+    adding: usize,
+    batch: impl IntoIterator<Item = &'a (Name, Handle)>,
+    quotas: &[EntriesQuota],
+    capabilities: &Capabilities,
+) -> Result<(), Error> {
+    if target.sealed {
+        return Err(Error::BoxSealed(target.name.clone()));
+    }
+    for quota in quotas {
+        check_entries_quota(target.name, target.entries, adding, *quota)?;
+    }
+    if let Some((_, handle)) = batch
+        .into_iter()
+        .find(|(_, h)| !capabilities.holds(h.kind()))
+    {
+        return Err(Error::KindNotSupported(handle.kind()));
     }
     Ok(())
 }
