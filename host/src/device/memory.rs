@@ -76,7 +76,7 @@ fn first_taken(entries: &HashMap<Name, Handle>, batch: &[(Name, Handle)]) -> Opt
 /// The entries of a box, by name.
 fn sorted(entries: &HashMap<Name, Handle>) -> Vec<(&Name, &Handle)> {
     let mut sorted: Vec<_> = entries.iter().collect();
-    sorted.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    sorted.sort_unstable_by_key(|(name, _)| *name);
     sorted
 }
 
