@@ -623,14 +623,10 @@ impl<'a> Session<'a> {
             .map_err(SessionEnd::Io)?;
         }
         for (i, chunk) in chunks.into_iter().enumerate() {
-            let records = chunk
-                .iter()
-                .map(|(name, h)| Record::entry(name, h))
-                .collect();
-            let mut frame = Frame::reply(Status::Ok, records, String::new());
-            frame.flags = if i == last { 0 } else { MORE };
+            let flags = if i == last { 0 } else { MORE };
+            wire::encode_entries_reply(flags, chunk, &mut self.out);
             let fds: Vec<BorrowedFd<'_>> = chunk.iter().map(|(_, h)| h.fd()).collect();
-            send_frame(self.conn, &mut self.out, &frame, &fds)
+            send_encoded(self.conn, &self.out, &fds)
                 .await
                 .map_err(SessionEnd::Io)?;
         }
@@ -681,9 +677,18 @@ async fn send_frame(
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
     frame.encode(out);
+    send_encoded(conn, out, fds).await
+}
+
+/// Send one frame already encoded, waiting while the peer's socket is full.
+async fn send_encoded(
+    conn: &AsyncFd<Arc<OwnedFd>>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
     loop {
         let mut ready = conn.writable().await?;
-        match transport::send(conn.get_ref().as_fd(), out, fds) {
+        match transport::send(conn.get_ref().as_fd(), bytes, fds) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
             sent => return sent,
         }

@@ -19,7 +19,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use wire::{Frame, Head, MAX_FDS_PER_FRAME, MORE, Op, Record, Status};
+use wire::{Frame, Head, MAX_FDS_PER_FRAME, MORE, Op, Record, Records, Status};
 
 /// A [`Device`] whose boxes live in an `fdbox daemon` process, so they
 /// survive the host process. One connection, shared by every guest of the
@@ -181,15 +181,15 @@ impl DaemonDevice {
         op: Op,
         arg: u32,
         box_name: &str,
-        records: Vec<Record>,
+        records: Records<'_>,
         fds: &[BorrowedFd<'_>],
     ) -> Result<Reply, Error> {
         let mut conn = self.lock();
-        let mut result = conn.exchange(&self.path, op, arg, box_name, &records, fds);
+        let mut result = conn.exchange(&self.path, op, arg, box_name, records, fds);
         if is_broken(&result) {
             tracing::debug!("the connection to the fdbox daemon broke: sending {op:?} again");
             conn.socket = None;
-            result = conn.exchange(&self.path, op, arg, box_name, &records, fds);
+            result = conn.exchange(&self.path, op, arg, box_name, records, fds);
         }
         if matches!(&result, Err(Error::Device(_))) {
             conn.socket = None;
@@ -236,7 +236,7 @@ impl Connection {
         op: Op,
         arg: u32,
         box_name: &str,
-        records: &[Record],
+        records: Records<'_>,
         fds: &[BorrowedFd<'_>],
     ) -> Result<Reply, Error> {
         self.socket(path)?;
@@ -253,7 +253,7 @@ impl Connection {
         let frames = records.len().div_ceil(MAX_FDS_PER_FRAME).max(1);
         for i in 0..frames {
             let start = (i * MAX_FDS_PER_FRAME).min(records.len());
-            let chunk = &records[start..(start + MAX_FDS_PER_FRAME).min(records.len())];
+            let chunk = records.slice(start..(start + MAX_FDS_PER_FRAME).min(records.len()));
             let chunk_fds = if op.carries_fds() {
                 &fds[start..][..chunk.len()]
             } else {
@@ -295,8 +295,14 @@ fn recv_reply(
     };
     loop {
         let fds = transport::recv(socket, buf).map_err(|e| recv_failed(e, timeout))?;
-        let frame =
-            Frame::decode_reply(buf).map_err(|e| unavailable("bad reply from the daemon", e))?;
+        // A GET's records only say each handle's kind and access: it knows
+        // the names it asked for.
+        let frame = if max_fds_per_frame == 0 {
+            Frame::decode_reply(buf)
+        } else {
+            Frame::decode_reply_without_names(buf)
+        };
+        let frame = frame.map_err(|e| unavailable("bad reply from the daemon", e))?;
         match frame.head {
             Head::Reply(Status::Ok) => {}
             Head::Reply(Status::Failed(code)) => {
@@ -353,22 +359,22 @@ impl Device for DaemonDevice {
     }
 
     fn create_box(&self, name: &Name) -> Result<(), Error> {
-        self.request(Op::Create, 0, name.as_str(), Vec::new(), &[])
+        self.request(Op::Create, 0, name.as_str(), Records::Built(&[]), &[])
             .map(drop)
     }
 
     fn delete_box(&self, name: &Name) -> Result<(), Error> {
-        self.request(Op::Delete, 0, name.as_str(), Vec::new(), &[])
+        self.request(Op::Delete, 0, name.as_str(), Records::Built(&[]), &[])
             .map(drop)
     }
 
     fn boxes(&self) -> Result<Vec<BoxStatus>, Error> {
-        let reply = self.request(Op::Boxes, 0, "", Vec::new(), &[])?;
+        let reply = self.request(Op::Boxes, 0, "", Records::Built(&[]), &[])?;
         reply.records.into_iter().map(box_status).collect()
     }
 
     fn status(&self, name: &Name) -> Result<BoxStatus, Error> {
-        let reply = self.request(Op::Status, 0, name.as_str(), Vec::new(), &[])?;
+        let reply = self.request(Op::Status, 0, name.as_str(), Records::Built(&[]), &[])?;
         let record = reply
             .records
             .into_iter()
@@ -399,13 +405,10 @@ impl Device for DaemonDevice {
             }
             n => u32::try_from(n).unwrap_or(0),
         };
-        let records = entries
-            .iter()
-            .map(|(name, h)| Record::entry(name, h))
-            .collect();
         let fds: Vec<BorrowedFd<'_>> = entries.iter().map(|(_, h)| h.fd()).collect();
         // The daemon received duplicates; ours close when `entries` drops on
         // success, and go back to the caller on refusal.
+        let records = Records::Entries(&entries);
         match self.request(Op::Put, limit, box_name.as_str(), records, &fds) {
             Ok(_) => Ok(()),
             Err(error) => Err(RefusedBatch { error, entries }),
@@ -413,14 +416,7 @@ impl Device for DaemonDevice {
     }
 
     fn get_many(&self, box_name: &Name, entries: &[Name]) -> Result<Vec<Handle>, Error> {
-        let records = entries
-            .iter()
-            .map(|n| Record {
-                name: n.as_str().as_bytes().to_vec(),
-                ..Record::default()
-            })
-            .collect();
-        let reply = self.request(Op::Get, 0, box_name.as_str(), records, &[])?;
+        let reply = self.request(Op::Get, 0, box_name.as_str(), Records::Names(entries), &[])?;
         if reply.records.len() != entries.len() {
             return Err(unavailable(
                 "bad reply from the daemon",
@@ -440,7 +436,7 @@ impl Device for DaemonDevice {
     }
 
     fn entries(&self, box_name: &Name) -> Result<Vec<EntryInfo>, Error> {
-        let reply = self.request(Op::Entries, 0, box_name.as_str(), Vec::new(), &[])?;
+        let reply = self.request(Op::Entries, 0, box_name.as_str(), Records::Built(&[]), &[])?;
         reply
             .records
             .into_iter()
@@ -456,12 +452,12 @@ impl Device for DaemonDevice {
     }
 
     fn seal(&self, box_name: &Name) -> Result<(), Error> {
-        self.request(Op::Seal, 0, box_name.as_str(), Vec::new(), &[])
+        self.request(Op::Seal, 0, box_name.as_str(), Records::Built(&[]), &[])
             .map(drop)
     }
 
     fn unseal(&self, box_name: &Name) -> Result<(), Error> {
-        self.request(Op::Unseal, 0, box_name.as_str(), Vec::new(), &[])
+        self.request(Op::Unseal, 0, box_name.as_str(), Records::Built(&[]), &[])
             .map(drop)
     }
 }

@@ -341,7 +341,7 @@ impl Frame {
             self.flags,
             self.arg,
             &self.box_name,
-            &self.records,
+            Records::Built(&self.records),
             &self.detail,
             out,
         );
@@ -355,7 +355,7 @@ impl Frame {
         flags: u8,
         arg: u32,
         box_name: &str,
-        records: &[Record],
+        records: Records<'_>,
         out: &mut Vec<u8>,
     ) {
         encode_parts(op as u8, flags, arg, box_name.as_bytes(), records, "", out);
@@ -363,7 +363,7 @@ impl Frame {
 
     /// Decode a request frame that arrived with `fds` fds.
     pub fn decode_request(bytes: &[u8], fds: usize) -> Result<Frame, WireError> {
-        let frame = Self::decode(bytes, true)?;
+        let frame = Self::decode(bytes, true, true)?;
         let expected = frame.fds_expected();
         if fds != expected {
             return Err(WireError::FdCount { fds, expected });
@@ -374,15 +374,22 @@ impl Frame {
     /// Decode a request frame whose fds the kernel dropped (MSG_CTRUNC):
     /// the frame is whole, its fds are not, so their count is not checked.
     pub fn decode_request_without_fds(bytes: &[u8]) -> Result<Frame, WireError> {
-        Self::decode(bytes, true)
+        Self::decode(bytes, true, true)
     }
 
     /// Decode a reply frame.
     pub fn decode_reply(bytes: &[u8]) -> Result<Frame, WireError> {
-        Self::decode(bytes, false)
+        Self::decode(bytes, false, true)
     }
 
-    fn decode(bytes: &[u8], request: bool) -> Result<Frame, WireError> {
+    /// Decode a reply frame, checked as [`Frame::decode_reply`] does, but
+    /// leave each record's name empty (a GET's reply: the caller knows
+    /// what it asked for, and copies no name it would drop).
+    pub fn decode_reply_without_names(bytes: &[u8]) -> Result<Frame, WireError> {
+        Self::decode(bytes, false, false)
+    }
+
+    fn decode(bytes: &[u8], request: bool, names: bool) -> Result<Frame, WireError> {
         let mut r = Reader::new(bytes);
         let op = r.u8("op")?;
         let head = if request {
@@ -405,8 +412,9 @@ impl Frame {
         let box_name = r.str8("box name")?.to_vec();
         let mut records = Vec::with_capacity(count.min(MAX_FDS_PER_FRAME));
         for _ in 0..count {
+            let name = r.str8("record name")?;
             records.push(Record {
-                name: r.str8("record name")?.to_vec(),
+                name: if names { name.to_vec() } else { Vec::new() },
                 kind: r.u8("record kind")?,
                 bits: r.u8("record bits")?,
                 value: r.u64("record value")?,
@@ -426,12 +434,92 @@ impl Frame {
     }
 }
 
+/// The records of a frame to encode, as the caller has them: built
+/// records, or entries and names encoded straight from where they are held
+/// (no copy of each name into a [`Record`] first).
+#[derive(Copy, Clone, Debug)]
+pub enum Records<'a> {
+    /// Records.
+    Built(&'a [Record]),
+    /// The records of handles travelling under their names
+    /// ([`Record::entry`]).
+    Entries(&'a [(crate::Name, crate::Handle)]),
+    /// Records that only name an entry (a GET's).
+    Names(&'a [crate::Name]),
+}
+
+impl<'a> Records<'a> {
+    /// How many.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Built(r) => r.len(),
+            Self::Entries(e) => e.len(),
+            Self::Names(n) => n.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records `range` of these.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Records<'a> {
+        match *self {
+            Self::Built(r) => Self::Built(&r[range]),
+            Self::Entries(e) => Self::Entries(&e[range]),
+            Self::Names(n) => Self::Names(&n[range]),
+        }
+    }
+
+    fn write(&self, w: &mut Writer<'_>) {
+        match self {
+            Self::Built(records) => {
+                for r in *records {
+                    w.str8(&r.name).u8(r.kind).u8(r.bits).u64(r.value);
+                }
+            }
+            Self::Entries(entries) => {
+                for (name, handle) in *entries {
+                    w.str8(name.as_str().as_bytes())
+                        .u8(kind_code(handle.kind()))
+                        .u8(access_bits(handle.access()))
+                        .u64(0);
+                }
+            }
+            Self::Names(names) => {
+                for name in *names {
+                    w.str8(name.as_str().as_bytes()).u8(0).u8(0).u64(0);
+                }
+            }
+        }
+    }
+}
+
+/// Encode into `out` (cleared first) an OK reply whose records are
+/// `entries` ([`Record::entry`] of each), without copying their names.
+pub fn encode_entries_reply(
+    flags: u8,
+    entries: &[(crate::Name, crate::Handle)],
+    out: &mut Vec<u8>,
+) {
+    encode_parts(
+        Status::Ok.to_u8(),
+        flags,
+        0,
+        b"",
+        Records::Entries(entries),
+        "",
+        out,
+    );
+}
+
 fn encode_parts(
     head: u8,
     flags: u8,
     arg: u32,
     box_name: &[u8],
-    records: &[Record],
+    records: Records<'_>,
     detail: &str,
     out: &mut Vec<u8>,
 ) {
@@ -443,9 +531,7 @@ fn encode_parts(
         .u16(records.len() as u16)
         .u32(arg)
         .str8(box_name);
-    for r in records {
-        w.str8(&r.name).u8(r.kind).u8(r.bits).u64(r.value);
-    }
+    records.write(&mut w);
     // A detail too long for a frame is cut, at a character's boundary.
     let mut end = detail.len().min(u16::MAX as usize);
     while !detail.is_char_boundary(end) {
@@ -514,7 +600,40 @@ mod tests {
         };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         frame.encode(&mut a);
-        Frame::encode_request(Op::Put, MORE, 0, "box", &frame.records, &mut b);
+        Frame::encode_request(
+            Op::Put,
+            MORE,
+            0,
+            "box",
+            Records::Built(&frame.records),
+            &mut b,
+        );
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn entries_and_names_encode_as_their_records() {
+        let name = crate::Name::new("e1").unwrap();
+        let handle = crate::Handle::new_memory_file(&name).unwrap();
+        let entries = vec![(name.clone(), handle)];
+        let records: Vec<Record> = entries.iter().map(|(n, h)| Record::entry(n, h)).collect();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        Frame {
+            flags: MORE,
+            ..Frame::reply(Status::Ok, records.clone(), String::new())
+        }
+        .encode(&mut a);
+        encode_entries_reply(MORE, &entries, &mut b);
+        assert_eq!(a, b);
+        let nameless = Frame::decode_reply_without_names(&b).unwrap();
+        assert_eq!(nameless.records[0].name, b"");
+        assert_eq!(nameless.records[0].kind, records[0].kind);
+        let named: Vec<Record> = vec![Record {
+            name: b"e1".to_vec(),
+            ..Record::default()
+        }];
+        Frame::encode_request(Op::Get, 0, 0, "box", Records::Built(&named), &mut a);
+        Frame::encode_request(Op::Get, 0, 0, "box", Records::Names(&[name]), &mut b);
         assert_eq!(a, b);
     }
 
