@@ -315,8 +315,9 @@ impl Fdbox<'_> {
         name: &str,
         descriptors_only: bool,
     ) -> GuestResult<GuestHandle> {
-        let box_name = self.box_name(&this)?;
-        let mut handles = self.get_guests(&box_name, &[name], descriptors_only)?;
+        // Borrowed from the table, not copied: nothing here changes it.
+        let box_name = &self.table.get(&this)?.0;
+        let mut handles = self.get_guests(box_name, &[name], descriptors_only)?;
         Ok(handles.pop().expect("one handle per name"))
     }
 
