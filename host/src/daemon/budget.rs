@@ -153,6 +153,12 @@ impl Budget {
         self.sub(owner, count);
     }
 
+    /// The fds counted against process `pid`, and held in all.
+    #[cfg(test)]
+    pub fn of_process(&self, pid: i32) -> (usize, usize) {
+        (self.processes.get(&pid).copied().unwrap_or(0), self.held)
+    }
+
     fn add(&mut self, client: Option<Client>, count: usize) {
         if let Some(Client { uid, pid }) = client
             && count > 0

@@ -996,6 +996,48 @@ mod tests {
     }
 
     #[test]
+    fn entries_count_against_whoever_put_them_until_they_leave() {
+        let holder = holder();
+        let (a, b) = (Client { uid: 1, pid: 10 }, Client { uid: 1, pid: 11 });
+        let of = |pid| holder.shared().budget.of_process(pid);
+        let entries = |names: &[&str]| -> Vec<(Name, Handle)> {
+            names
+                .iter()
+                .map(|n| (name(n), Handle::new_memory_file(&name(n)).unwrap()))
+                .collect()
+        };
+        let bx = name("box");
+        holder.create_box(&bx).unwrap();
+        holder
+            .put(a, &bx, entries(&["a1", "a2", "a3"]), None)
+            .unwrap();
+        holder.put(b, &bx, entries(&["b1", "b2"]), None).unwrap();
+        // A refused batch (a name taken) counts nothing in.
+        let refused = holder.put(b, &bx, entries(&["b3", "a1"]), None);
+        assert_eq!(refused.unwrap_err().code(), crate::ErrorCode::AlreadyExists);
+        assert_eq!((of(10), of(11)), ((3, 5), (2, 5)));
+        // Lent entries still count until acknowledged.
+        let (id, _) = holder
+            .lend(bx.clone(), vec![name("b1"), name("a1")])
+            .unwrap();
+        assert_eq!((of(10), of(11)), ((3, 5), (2, 5)));
+        holder.acknowledge(id);
+        assert_eq!((of(10), of(11)), ((2, 3), (1, 3)));
+        // A loan given back is its putter's again, and goes with the box.
+        let (id, _) = holder
+            .lend(bx.clone(), vec![name("a2"), name("b2")])
+            .unwrap();
+        holder.give_back(id);
+        assert_eq!((of(10), of(11)), ((2, 3), (1, 3)));
+        let (id, _) = holder.lend(bx.clone(), vec![name("b2")]).unwrap();
+        holder.acknowledge(id);
+        assert_eq!((of(10), of(11)), ((2, 2), (0, 2)));
+        holder.put(b, &bx, entries(&["b4"]), None).unwrap();
+        holder.delete_box(&bx).unwrap();
+        assert_eq!((of(10), of(11)), ((0, 0), (0, 0)));
+    }
+
+    #[test]
     fn recovery_skips_a_missing_fd_and_closes_unknown_ones() {
         let mut manifest = sample();
         manifest.boxes[0].sealed = false;
