@@ -76,6 +76,18 @@ fn line(client: &mut Client) -> String {
         .to_string()
 }
 
+/// Sets the test's own keys, `seed:I` to `value-I`, in one pipelined
+/// write.
+fn seed(client: &mut Client) {
+    let seeds: String = (0..SEEDS)
+        .map(|i| command(&["SET", &format!("seed:{i}"), &format!("value-{i}")]))
+        .collect();
+    client.send(&seeds).unwrap();
+    for _ in 0..SEEDS {
+        assert_eq!(line(client), "+OK");
+    }
+}
+
 /// A RESP array of bulk strings.
 fn command(args: &[&str]) -> String {
     let mut out = format!("*{}\r\n", args.len());
@@ -383,13 +395,7 @@ fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
 
     // Keys of the test's own, set in one pipelined write.
     let mut seeder = Client::connect(service.addr, Duration::from_secs(30)).unwrap();
-    let seeds: String = (0..SEEDS)
-        .map(|i| command(&["SET", &format!("seed:{i}"), &format!("value-{i}")]))
-        .collect();
-    seeder.send(&seeds).unwrap();
-    for _ in 0..SEEDS {
-        assert_eq!(line(&mut seeder), "+OK");
-    }
+    seed(&mut seeder);
     // A command sent in part now, finished after the first upgrade; the
     // next one is finished after the restart.
     let mut half = Client::connect(service.addr, Duration::from_secs(30)).unwrap();
@@ -536,13 +542,7 @@ fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
     // The baselines, under the same two loops and probe: the same guest
     // killed and started afresh without boxes, then Debian's redis-server
     // restarted (its keys saved on the way down).
-    let seeds: String = (0..SEEDS)
-        .map(|i| command(&["SET", &format!("seed:{i}"), &format!("value-{i}")]))
-        .collect();
-    seeder.send(&seeds).unwrap();
-    for _ in 0..SEEDS {
-        assert_eq!(line(&mut seeder), "+OK");
-    }
+    seed(&mut seeder);
     let dir = service.dir.to_path_buf();
     let killed = Baseline::measure(
         "resp-service killed (`kill -9`), started again without boxes (`--device memory`)",
@@ -567,10 +567,7 @@ fn redis_benchmark_through_ten_upgrades_and_a_restart_sees_no_error() {
     let mut server = redis_server(port, &redis_dir, &log);
     let mut redis =
         Client::connect(([127, 0, 0, 1], port).into(), Duration::from_secs(30)).unwrap();
-    redis.send(&seeds).unwrap();
-    for _ in 0..SEEDS {
-        assert_eq!(line(&mut redis), "+OK");
-    }
+    seed(&mut redis);
     let restarted = Baseline::measure(
         "Debian redis-server 7 restarted (`SHUTDOWN SAVE`, started again)",
         port,

@@ -66,7 +66,9 @@ fn the_device_layer_and_the_daemon_do_not_depend_on_wasmtime() {
 #[test]
 fn the_daemon_modules_depend_on_each_other_in_one_direction() {
     // Each may use only those before it.
-    let order = ["manifest", "fd_store", "budget", "owners", "holder", "session"];
+    let order = [
+        "manifest", "fd_store", "budget", "owners", "holder", "session",
+    ];
     for (i, module) in order.iter().enumerate() {
         let lines = code(&src(&format!("daemon/{module}.rs")));
         for later in &order[i + 1..] {

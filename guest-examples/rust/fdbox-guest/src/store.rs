@@ -36,7 +36,7 @@
 use std::collections::HashMap;
 
 use crate::fdbox::fdbox::{boxes, memory_files};
-use crate::service::{Failure, OrFail};
+use crate::service::{Failure, OrFail, Taken};
 use crate::wasi::filesystem::types::{Descriptor, ErrorCode};
 use crate::{read_up_to, write_all};
 
@@ -146,6 +146,9 @@ struct Place {
     value: Vec<u8>,
 }
 
+/// The box entry a service hands its store over in.
+pub const ENTRY: &str = "store";
+
 /// The key space in its memory file.
 pub struct Store {
     fd: Descriptor,
@@ -182,6 +185,22 @@ impl Store {
             header,
             cache: HashMap::new(),
         })
+    }
+
+    /// The store a previous version handed over as box entry [`ENTRY`] in
+    /// `taken`, or a new empty one if there is none.
+    pub fn take_over(taken: &mut Taken) -> std::result::Result<Store, Failure> {
+        match taken.remove(ENTRY) {
+            Some(boxes::Handle::Descriptor(fd)) => Store::take(fd, ENTRY),
+            Some(_) => Err(Failure::wrong_kind(ENTRY)),
+            None => Store::new(),
+        }
+    }
+
+    /// The store as box entry [`ENTRY`], for the next version's
+    /// [`Store::take_over`].
+    pub fn hand_over(self) -> std::result::Result<(String, boxes::Handle), Failure> {
+        Ok((ENTRY.to_string(), self.into_handle()?))
     }
 
     /// Writes the header and gives the memory file up, to be boxed.

@@ -73,8 +73,6 @@ use fdbox_guest::store::{Store, StoreError};
 pub const BOX_ENV: &str = "HTTP_BOX";
 /// The box used when [`BOX_ENV`] is not set.
 pub const DEFAULT_BOX: &str = "http";
-/// Box entry of the memory file with the counter and the keys.
-const STORE: &str = "store";
 /// The store key of the counter.
 const COUNT_KEY: &[u8] = b"count";
 /// The prefix of a `/kv/KEY` key in the store.
@@ -124,11 +122,7 @@ pub struct Http {
 
 impl Http {
     fn take_over(version: Version, taken: &mut Taken) -> Result<Self, Failure> {
-        let store = match taken.remove(STORE) {
-            Some(boxes::Handle::Descriptor(fd)) => Store::take(fd, STORE)?,
-            Some(_) => return Err(Failure::wrong_kind(STORE)),
-            None => Store::new()?,
-        };
+        let store = Store::take_over(taken)?;
         Ok(Http { version, store })
     }
 
@@ -249,7 +243,7 @@ impl Protocol for Http {
     }
 
     fn hand_over(self) -> Result<Vec<(String, boxes::Handle)>, Failure> {
-        Ok(vec![(STORE.to_string(), self.store.into_handle()?)])
+        Ok(vec![self.store.hand_over()?])
     }
 }
 

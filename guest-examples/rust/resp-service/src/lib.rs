@@ -72,8 +72,6 @@ use store::{Store, StoreError};
 pub const BOX_ENV: &str = "RESP_BOX";
 /// The box used when [`BOX_ENV`] is not set.
 pub const DEFAULT_BOX: &str = "resp";
-/// Box entry of the memory file with the key space.
-const STORE: &str = "store";
 /// The largest request (one command with its arguments, or an inline line)
 /// a connection may send, in bytes.
 pub const MAX_REQUEST: usize = 8 << 20;
@@ -113,11 +111,7 @@ pub struct Resp {
 
 impl Resp {
     fn take_over(version: Version, taken: &mut Taken) -> Result<Self, Failure> {
-        let store = match taken.remove(STORE) {
-            Some(boxes::Handle::Descriptor(fd)) => Store::take(fd, STORE)?,
-            Some(_) => return Err(Failure::wrong_kind(STORE)),
-            None => Store::new()?,
-        };
+        let store = Store::take_over(taken)?;
         Ok(Resp { version, store })
     }
 
@@ -292,7 +286,7 @@ impl Protocol for Resp {
     }
 
     fn hand_over(self) -> Result<Vec<(String, boxes::Handle)>, Failure> {
-        Ok(vec![(STORE.to_string(), self.store.into_handle()?)])
+        Ok(vec![self.store.hand_over()?])
     }
 }
 
