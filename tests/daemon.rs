@@ -1023,6 +1023,26 @@ fn raise_nofile(want: u64) -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
+/// Ten runs of `fdbox ls` on `daemon`, which holds box `app` with its one
+/// entry: how long each took.
+fn ls_times(daemon: &Daemon) -> Vec<Duration> {
+    (0..10)
+        .map(|_| {
+            let started = Instant::now();
+            let out = daemon.fdbox(&["ls"]).output().unwrap();
+            let took = started.elapsed();
+            assert_eq!(
+                lines(&out),
+                [
+                    "app  (unsealed, 1 entries, 4 bytes)",
+                    "  state  memfd  4 bytes"
+                ]
+            );
+            took
+        })
+        .collect()
+}
+
 #[test]
 fn ten_thousand_idle_connections_leave_ls_answering_and_the_daemon_small() {
     const FLOOD: usize = 10_000;
@@ -1042,6 +1062,8 @@ fn ten_thousand_idle_connections_leave_ls_answering_and_the_daemon_small() {
     d.put(&name("app"), &name("state"), memfd("kept")).unwrap();
     // (`d` stays connected, so its connection is counted here.)
     let before = daemon.open_fds();
+    // The baseline: `fdbox ls` before the flood, in the same run.
+    let unloaded = ls_times(&daemon);
 
     // Half of them say HELLO (and get its answer), half never do.
     let mut hello = Vec::new();
@@ -1085,35 +1107,32 @@ fn ten_thousand_idle_connections_leave_ls_answering_and_the_daemon_small() {
         std::thread::sleep(Duration::from_millis(10));
     }
 
-    // `fdbox ls` of the same uid answers, and fast.
-    let mut took = Vec::new();
-    for _ in 0..10 {
-        let started = Instant::now();
-        let out = daemon.fdbox(&["ls"]).output().unwrap();
-        took.push(started.elapsed());
-        assert_eq!(
-            lines(&out),
-            [
-                "app  (unsealed, 1 entries, 4 bytes)",
-                "  state  memfd  4 bytes"
-            ]
-        );
-    }
+    // `fdbox ls` of the same uid answers, as fast as before the flood.
+    let took = ls_times(&daemon);
     let threads = proc_status(pid, "Threads");
     let rss_kib = proc_status(pid, "VmRSS");
     let fds = daemon.open_fds();
     let ms = |d: &Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
     eprintln!(
-        "{FLOOD} idle connections ({} past HELLO) opened in {} ms; daemon: {threads} threads, {fds} fds, VmRSS {:.1} MiB; fdbox ls took (ms): {}",
+        "{FLOOD} idle connections ({} past HELLO) opened in {} ms; daemon: {threads} threads, {fds} fds, VmRSS {:.1} MiB; fdbox ls took (ms): {} (before the flood: {})",
         FLOOD / 2,
         ms(&connected),
         rss_kib as f64 / 1024.0,
-        took.iter().map(ms).collect::<Vec<_>>().join(" ")
+        took.iter().map(ms).collect::<Vec<_>>().join(" "),
+        unloaded.iter().map(ms).collect::<Vec<_>>().join(" ")
     );
-    let slowest = took.iter().max().unwrap();
+    // Before the event loop, `ls` hung for over 20 s here; now it costs
+    // what it did before the flood. Compared with the same run's baseline
+    // (medians, with room for a busy machine), not with a fixed time.
+    let median = |t: &[Duration]| {
+        let mut t = t.to_vec();
+        t.sort();
+        t[t.len() / 2]
+    };
+    let (now, then) = (median(&took), median(&unloaded));
     assert!(
-        *slowest < Duration::from_millis(100),
-        "fdbox ls took {slowest:?}"
+        now < then * 4 + Duration::from_millis(50),
+        "fdbox ls took {now:?} (median) among {FLOOD} idle connections, {then:?} before them"
     );
     assert!(threads < 32, "{threads} threads");
     assert!(rss_kib < 256 * 1024, "VmRSS {rss_kib} kB");
