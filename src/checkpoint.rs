@@ -47,7 +47,15 @@ impl Checkpoint {
     fn copy_box(device: &dyn Device, name: &Name) -> Result<Vec<(Name, Handle)>> {
         device.unseal(name)?;
         let names: Vec<Name> = device.entries(name)?.into_iter().map(|e| e.name).collect();
-        let handles = device.get_many(name, &names)?;
+        let handles = match device.get_many(name, &names) {
+            Ok(handles) => handles,
+            Err(e) => {
+                // Nothing was taken (all or nothing): sealed again, the box
+                // is as it was.
+                device.seal(name)?;
+                return Err(e.into());
+            }
+        };
         let copies = handles
             .iter()
             .zip(&names)

@@ -13,7 +13,9 @@
 //!    between polls, so even a busy guest stops), and its boxes are as it
 //!    last sealed them;
 //! 3. checkpoint the sealed boxes ([`Checkpoint`]), start NEW, and wait for
-//!    its `ready`;
+//!    its `ready`; if no checkpoint can be made (a second fd for every
+//!    boxed one does not fit under RLIMIT_NOFILE, say), NEW is not started:
+//!    the old version takes its boxes back and the upgrade is refused;
 //! 4. if NEW traps, exits or is not ready within `--ready-timeout`, restore
 //!    the checkpoint and start the old version again: the upgrade is
 //!    rolled back and the operator told why.
@@ -308,11 +310,19 @@ impl Service {
         let note = self.retire(running, lifecycle::Request::Upgrade).await;
         let handed_over = asked.elapsed();
         // A version that fails before it serves must not take the boxes down
-        // with it.
-        let checkpoint = Checkpoint::take(&self.fdbox(Lifecycle::new()));
-        if let Err(e) = &checkpoint {
-            tracing::warn!("no checkpoint, so no clean rollback: {e:#}");
-        }
+        // with it. Without a checkpoint the new version does not start: the
+        // boxes are as the old version sealed them, and it takes them back.
+        let checkpoint = match Checkpoint::take(&self.fdbox(Lifecycle::new())) {
+            Ok(checkpoint) => checkpoint,
+            Err(e) => {
+                let why = format!(
+                    "upgrade to {} refused: no checkpoint to roll back to: {e:#} (a checkpoint holds a second fd for every boxed one: raise fdbox serve's RLIMIT_NOFILE, e.g. LimitNOFILE=, to upgrade a service this large, or move to it without a rollback point: fdbox stop, then fdbox serve it)",
+                    path.display()
+                );
+                tracing::warn!("{why}");
+                return self.serve_again(old, why).await;
+            }
+        };
         match self.start_ready(new).await {
             Ok(running) => {
                 let mut message = format!(
@@ -328,32 +338,31 @@ impl Service {
                 (running, Ok(message))
             }
             Err(why) => {
-                let restored = match checkpoint {
-                    Ok(checkpoint) => checkpoint.restore(self.device.as_ref()),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = &restored {
+                if let Err(e) = checkpoint.restore(self.device.as_ref()) {
                     tracing::error!("cannot restore the boxes as they were: {e:#}");
                 }
-                let old_name = old.path.display().to_string();
-                match self.start_ready(old).await {
-                    Ok(running) => (
-                        running,
-                        Err(anyhow!(
-                            "{} failed: {why:#}; rolled back to {old_name}, which serves again",
-                            path.display()
-                        )),
-                    ),
-                    Err(again) => {
-                        // Nothing serves: the caller exits.
-                        let failed = anyhow!(
-                            "{} failed: {why:#}; rolling back, {old_name} failed too: {again:#}",
-                            path.display()
-                        );
-                        tracing::error!("{failed:#}");
-                        std::process::exit(1);
-                    }
-                }
+                let why = format!("{} failed: {why:#}", path.display());
+                self.serve_again(old, why).await
+            }
+        }
+    }
+
+    /// Roll back: start `old` again on the boxes as they are; what serves,
+    /// and the operator's message, `why` the upgrade did not happen.
+    async fn serve_again(&self, old: Version, why: String) -> (Running, Result<String>) {
+        let old_name = old.path.display().to_string();
+        match self.start_ready(old).await {
+            Ok(running) => (
+                running,
+                Err(anyhow!(
+                    "{why}; rolled back to {old_name}, which serves again"
+                )),
+            ),
+            Err(again) => {
+                // Nothing serves: the caller exits.
+                let failed = anyhow!("{why}; rolling back, {old_name} failed too: {again:#}");
+                tracing::error!("{failed:#}");
+                std::process::exit(1);
             }
         }
     }

@@ -514,3 +514,37 @@ fn serve_answers_while_its_guest_holds_every_fd() {
     assert!(opened[0].contains("failed: "), "{}", opened[0]);
     upgrade_and_stop_answer(service, "files; the next open failed");
 }
+
+/// An upgrade whose checkpoint cannot be made (`fdbox serve` has too few
+/// fds left to hold a second one for every boxed fd) is refused before the
+/// new version starts: the old version takes its boxes back, and every
+/// connection and key is there.
+#[test]
+fn an_upgrade_without_room_for_its_checkpoint_is_refused_and_loses_nothing() {
+    // 300 fds: the guest's 150 connections fit (with the host's reserve of
+    // 64), a second fd for each of them does not.
+    const CONNECTIONS: usize = 150;
+    let mut service = Service::start_limited("no-checkpoint", KV_V1, &[], Some(300));
+    let mut clients: Vec<Client> = (0..CONNECTIONS).map(|_| client(&service)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.must_ask(&format!("SET k{i} v{i}")), "OK");
+    }
+    let refused = service
+        .upgrade(KV_V2)
+        .err()
+        .unwrap_or_else(|| panic!("an upgrade with no room for its checkpoint went ahead"));
+    eprintln!("fdbox upgrade: {refused}");
+    assert!(
+        refused.contains("refused: no checkpoint to roll back to")
+            && refused.contains("RLIMIT_NOFILE")
+            && refused.contains("rolled back to"),
+        "{refused}\n{}",
+        service.logs()
+    );
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.must_ask(&format!("GET k{i}")), format!("VALUE v{i}"));
+        assert_eq!(c.must_ask("COUNT"), "VALUE 3");
+    }
+    assert_eq!(client(&service).must_ask("VERSION"), "VERSION 1");
+    stop(&mut service);
+}
