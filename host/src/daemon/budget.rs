@@ -87,22 +87,20 @@ impl Budget {
     ) -> Result<(), Error> {
         let Shares { max, .. } = self.shares;
         if let Some(Client { uid, pid }) = client {
-            let share = self.shares.of(self.shares.process_percent);
-            let has = self.processes.get(&pid).copied().unwrap_or(0);
-            if has + count > share {
-                return Err(Error::QuotaExceeded(format!(
-                    "process {pid} (uid {uid}) has {has} fds in the daemon and {count} more would pass its share, {share} ({}% of the daemon's {max}, fdbox daemon --process-share); take entries out or delete boxes first",
-                    self.shares.process_percent
-                )));
-            }
-            let share = self.shares.of(self.shares.uid_percent);
-            let has = self.uids.get(&uid).copied().unwrap_or(0);
-            if has + count > share {
-                return Err(Error::QuotaExceeded(format!(
-                    "uid {uid} has {has} fds in the daemon and {count} more would pass its share, {share} ({}% of the daemon's {max}, fdbox daemon --uid-share); take entries out or delete boxes first",
-                    self.shares.uid_percent
-                )));
-            }
+            self.check_share(
+                || format!("process {pid} (uid {uid})"),
+                self.processes.get(&pid).copied().unwrap_or(0),
+                count,
+                self.shares.process_percent,
+                "--process-share",
+            )?;
+            self.check_share(
+                || format!("uid {uid}"),
+                self.uids.get(&uid).copied().unwrap_or(0),
+                count,
+                self.shares.uid_percent,
+                "--uid-share",
+            )?;
         }
         if self.held + self.staged + count > max {
             return Err(Error::QuotaExceeded(format!(
@@ -115,6 +113,27 @@ impl Budget {
             return Err(Error::QuotaExceeded(format!(
                 "the daemon holds {} fds, {} more in unfinished batches and {connections} connections, and {count} more would pass the fds it may open, {open} (its RLIMIT_NOFILE less headroom); close idle connections or delete boxes, or raise the daemon's LimitNOFILE",
                 self.held, self.staged
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuse if `who()` (named only in a refusal), with `has` fds in the
+    /// daemon, would pass its share (`percent` of the budget, set by `fdbox
+    /// daemon FLAG`) with `count` more.
+    fn check_share(
+        &self,
+        who: impl FnOnce() -> String,
+        has: usize,
+        count: usize,
+        percent: usize,
+        flag: &str,
+    ) -> Result<(), Error> {
+        let (share, max) = (self.shares.of(percent), self.shares.max);
+        if has + count > share {
+            return Err(Error::QuotaExceeded(format!(
+                "{} has {has} fds in the daemon and {count} more would pass its share, {share} ({percent}% of the daemon's {max}, fdbox daemon {flag}); take entries out or delete boxes first",
+                who()
             )));
         }
         Ok(())
