@@ -808,6 +808,22 @@ impl NobodyDaemon {
             .output()
             .unwrap()
     }
+
+    /// The probe guest run by `fdbox` as this user on the daemon, granted
+    /// box `b`, doing `steps`.
+    fn probe(&self, steps: &[&str]) -> Output {
+        let run = [
+            "run",
+            "--no-cache",
+            "--device",
+            "daemon",
+            "--box",
+            "b",
+            fdbox_guest_artifacts::PROBE,
+            "--",
+        ];
+        self.fdbox(&[&run[..], steps].concat())
+    }
 }
 
 impl Drop for NobodyDaemon {
@@ -823,24 +839,7 @@ fn a_daemon_with_few_threads_holds_1000_idle_connections_and_loses_nothing() {
     // for that uid (RLIMIT_NPROC does not bind root).
     let mut nobody = NobodyDaemon::start("nproc", &["--nproc=100"], &["--hello-timeout", "60"]);
     let (socket, pid) = (nobody.socket.clone(), nobody.pid());
-    let out = nobody.fdbox(&[
-        "run",
-        "--no-cache",
-        "--device",
-        "daemon",
-        "--box",
-        "b",
-        fdbox_guest_artifacts::PROBE,
-        "--",
-        "create",
-        "b",
-        "put-memfd",
-        "b",
-        "x",
-        "kept",
-        "seal",
-        "b",
-    ]);
+    let out = nobody.probe(&["create", "b", "put-memfd", "b", "x", "kept", "seal", "b"]);
     assert!(
         out.status.success(),
         "{}",
@@ -1243,15 +1242,7 @@ fn root_filling_its_uid_share_leaves_room_for_the_daemons_own_user() {
         refused.detail
     );
     // The daemon's own user still gets its put through.
-    let out = nobody.fdbox(&[
-        "run",
-        "--no-cache",
-        "--device",
-        "daemon",
-        "--box",
-        "b",
-        fdbox_guest_artifacts::PROBE,
-        "--",
+    let out = nobody.probe(&[
         "create",
         "b",
         "put-memfd",
